@@ -1,0 +1,48 @@
+"""toolkit: query PostgreSQL asynchronously from notebooks.
+
+``import toolkit as tk`` creates nothing: no engine, no settings, no server. The default
+database is resolved on first use (TOOLKIT_DATABASE_URL, DATABASE_URL, else an embedded
+PostgreSQL started for you).
+"""
+
+from toolkit.database import (
+    Database,
+    async_session,
+    connect,
+    get_database,
+    get_engine,
+    get_session,
+    session,
+)
+from toolkit.demo import seed_demo
+from toolkit.errors import (
+    ConfigurationError,
+    ConnectionFailed,
+    DatabaseError,
+    ServerError,
+    ToolkitError,
+)
+from toolkit.frames import df, to_dataframe
+from toolkit.migrate import downgrade, migrate
+from toolkit.notebook.bridge import run
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectionFailed",
+    "Database",
+    "DatabaseError",
+    "ServerError",
+    "ToolkitError",
+    "async_session",
+    "connect",
+    "df",
+    "downgrade",
+    "get_database",
+    "get_engine",
+    "get_session",
+    "migrate",
+    "run",
+    "seed_demo",
+    "session",
+    "to_dataframe",
+]

@@ -1,0 +1,119 @@
+"""Settings from the environment, URL normalisation and masking.
+
+Nothing here runs at import: ``Settings.from_env()`` reads the environment when called,
+so tests and notebooks can change it between calls.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from toolkit.errors import ConfigurationError
+
+__all__ = ["Settings", "mask_url", "normalize_url", "server_address"]
+
+ASYNC_DRIVER = "postgresql+asyncpg"
+# Spellings people paste from other tools; all mean "PostgreSQL", served here by asyncpg.
+_POSTGRES_SPELLINGS = {
+    "postgres",
+    "postgresql",
+    "postgresql+asyncpg",
+    "postgresql+psycopg",
+    "postgresql+psycopg2",
+    "postgresql+pg8000",
+}
+# Query parameters that carry secrets (libpq's names plus common token styles).
+_SECRET_KEYS = ("password", "passwd", "secret", "token", "sslkey", "apikey", "api_key")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The toolkit's configuration, read from ``TOOLKIT_*`` variables.
+
+    ``database_url`` is None when the embedded server should be used.
+    """
+
+    database_url: str | None
+    url_source: str
+    data_dir: Path | None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        for name in ("TOOLKIT_DATABASE_URL", "DATABASE_URL"):
+            value = os.environ.get(name, "").strip()
+            if value:
+                return cls(value, name, _data_dir())
+        return cls(None, "embedded server", _data_dir())
+
+
+def _data_dir() -> Path | None:
+    value = os.environ.get("TOOLKIT_DATA_DIR", "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def normalize_url(url: str | URL, *, source: str = "the URL you passed") -> URL:
+    """Parse ``url`` and point it at asyncpg.
+
+    ``postgresql://`` (and ``postgres://``, ``+psycopg``...) become ``postgresql+asyncpg://``;
+    anything that is not PostgreSQL, or does not parse, raises ConfigurationError.
+    """
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        raise ConfigurationError(
+            f"malformed database URL from {source}: {_mask_text(str(url))!r} - expected "
+            "postgresql://user:password@host:port/database"
+        ) from None
+    if parsed.drivername not in _POSTGRES_SPELLINGS:
+        raise ConfigurationError(
+            f"unsupported database URL from {source}: {mask_url(parsed)!r} - the toolkit "
+            "speaks PostgreSQL only; use postgresql://user:password@host:port/database"
+        )
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigurationError(f"port {parsed.port} out of range in the URL from {source}")
+    return parsed.set(drivername=ASYNC_DRIVER)
+
+
+def mask_url(url: str | URL) -> str:
+    """Render a URL for people: password and secret-bearing query values replaced by ***."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        return _mask_text(str(url))
+    masked_query = {
+        key: ("***" if _is_secret(key) else value) for key, value in parsed.query.items()
+    }
+    return parsed.set(query=masked_query).render_as_string(hide_password=True)
+
+
+def _is_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_KEYS)
+
+
+def _mask_text(text: str) -> str:
+    """Mask ``user:password@`` in a string that did not parse as a URL."""
+    scheme, sep, rest = text.partition("://")
+    if not sep or "@" not in rest:
+        return text
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else text
+
+
+def server_address(url: URL) -> str:
+    """Where a URL points, for messages: ``host:port``, or ``socket /dir`` (no secrets)."""
+    host = url.query.get("host")
+    if isinstance(host, tuple):
+        host = host[0]
+    if host is None:
+        host = url.host
+    if host and host.startswith("/"):
+        return f"socket {unquote(host)} (database {url.database})"
+    return f"{host or 'localhost'}:{url.port or 5432} (database {url.database})"

@@ -1,0 +1,266 @@
+"""``Database``: an AsyncEngine and async_sessionmaker per event loop, created on first use.
+
+The seed's set-up (``create_async_engine`` with pool_size=5, max_overflow=10, and
+``async_sessionmaker(expire_on_commit=False)``) lives here, with two improvements:
+
+* nothing is created at import or construction: the URL is resolved (and the embedded
+  server started) the first time an engine is needed;
+* one engine per event loop: a pooled asyncpg connection belongs to the loop that opened
+  it, so reusing an engine from another loop fails with "attached to a different loop".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from toolkit import config, errors
+
+__all__ = [
+    "Database",
+    "async_session",
+    "connect",
+    "get_database",
+    "get_engine",
+    "get_session",
+    "session",
+]
+
+
+class Database:
+    """A PostgreSQL database: owns its engines and session factory.
+
+    ``url`` may be a ``postgresql://`` or ``postgresql+asyncpg://`` URL; None means
+    ``TOOLKIT_DATABASE_URL``, then ``DATABASE_URL``, then the embedded server.
+    ``read_only`` makes the server reject writes; ``statement_timeout`` (seconds) makes it
+    cancel long statements. ``async with db:`` disposes the engine on exit.
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        read_only: bool = False,
+        statement_timeout: float | None = None,
+        echo: bool = False,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._given_url = url
+        self._url: URL | None = None
+        self._url_source = "the URL you passed"
+        if url is not None:  # fail fast on a malformed URL; no I/O yet
+            self._url = config.normalize_url(url)
+        self.read_only = read_only
+        self.statement_timeout = statement_timeout
+        self.echo = echo
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
+        self.connect_timeout = connect_timeout
+        self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.RLock()
+        self.async_session = _LoopBoundSessionmaker(self)
+        _databases.add(self)
+
+    # URL ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> URL:
+        """The resolved asyncpg URL (starts the embedded server if that is the source)."""
+        if self._url is None:
+            with self._lock:
+                if self._url is None:
+                    self._url, self._url_source = _resolve_url()
+        return self._url
+
+    def __repr__(self) -> str:
+        shown = config.mask_url(self._url) if self._url is not None else "<not yet resolved>"
+        return f"Database({shown!r}, read_only={self.read_only})"
+
+    # Engines --------------------------------------------------------------------
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine of the running event loop (created on first use in that loop)."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            # No loop yet (plain sync code asking for the engine): hand out the engine of
+            # the loop tk.run() uses, so the first await binds it there.
+            from toolkit.notebook.bridge import script_loop
+
+            loop = script_loop()
+        engine = self._engines.get(loop)
+        if engine is None:
+            with self._lock:
+                engine = self._engines.get(loop)
+                if engine is None:
+                    self._forget_closed_loops()
+                    engine = self._create_engine()
+                    self._engines[loop] = engine
+        return engine
+
+    def _create_engine(self) -> AsyncEngine:
+        url = self.url
+        server_settings = {"application_name": "toolkit"}
+        if self.read_only:
+            server_settings["default_transaction_read_only"] = "on"
+        if self.statement_timeout is not None:
+            server_settings["statement_timeout"] = str(int(self.statement_timeout * 1000))
+        engine = create_async_engine(
+            url,
+            echo=self.echo,
+            pool_size=self.pool_size,
+            max_overflow=self.max_overflow,
+            pool_pre_ping=True,
+            connect_args={"server_settings": server_settings, "timeout": self.connect_timeout},
+        )
+        _translate_connect_errors(engine, config.server_address(url), self._url_source)
+        return engine
+
+    def _forget_closed_loops(self) -> None:
+        """Drop engines whose loop is closed: their connections cannot be used or awaited."""
+        for loop, engine in list(self._engines.items()):
+            if loop.is_closed():
+                del self._engines[loop]
+                engine.sync_engine.dispose(close=False)
+
+    async def dispose(self) -> None:
+        """Close the pooled connections of the running loop's engine."""
+        loop = asyncio.get_running_loop()
+        engine = self._engines.pop(loop, None)
+        if engine is not None:
+            await engine.dispose()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.dispose()
+
+    # Sessions -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commits when the block ends, rolls back if it raises."""
+        async with self.async_session() as s:
+            try:
+                yield s
+                await s.commit()
+            except BaseException:
+                await s.rollback()
+                raise
+
+    async def get_session(self) -> AsyncGenerator[AsyncSession, None]:
+        """The seed's FastAPI dependency: ``Depends(db.get_session)``."""
+        async with self.session() as s:
+            yield s
+
+
+class _LoopBoundSessionmaker(async_sessionmaker[AsyncSession]):
+    """An ``async_sessionmaker`` that binds each new session to the running loop's engine."""
+
+    def __init__(self, database: Database | None) -> None:
+        super().__init__(class_=AsyncSession, expire_on_commit=False)
+        self._database = database
+
+    def __call__(self, **local_kw: Any) -> AsyncSession:
+        if "bind" not in local_kw:
+            db = self._database if self._database is not None else get_database()
+            local_kw["bind"] = db.engine
+        return super().__call__(**local_kw)
+
+
+def _resolve_url() -> tuple[URL, str]:
+    settings = config.Settings.from_env()
+    if settings.database_url is not None:
+        return config.normalize_url(
+            settings.database_url, source=settings.url_source
+        ), settings.url_source
+    from toolkit import server
+
+    return server.start(settings.data_dir), "the embedded server"
+
+
+def _translate_connect_errors(engine: AsyncEngine, where: str, source: str) -> None:
+    """Turn driver/OS connect failures into one ConnectionFailed naming the server."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            raise errors.connection_failed(where, exc, source=source) from None
+
+
+_databases: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+async def dispose_all() -> None:
+    """Dispose every Database's engine for the running loop (the bridge calls it at exit)."""
+    for database in list(_databases):
+        await database.dispose()
+
+
+# The default database -------------------------------------------------------------
+
+_default: Database | None = None
+_default_lock = threading.Lock()
+
+
+def get_database() -> Database:
+    """The default Database, created (from the environment) on first call."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Database()
+    return _default
+
+
+def connect(url: str | URL | None = None, **options: Any) -> Database:
+    """Make a new default Database (``tk.connect(url, read_only=True)``) and return it."""
+    global _default
+    database = Database(url, **options)
+    with _default_lock:
+        _default = database
+    return database
+
+
+def get_engine() -> AsyncEngine:
+    """The default database's engine for the running loop."""
+    return get_database().engine
+
+
+def session() -> Any:
+    """``async with tk.session() as s:`` - commit on success, rollback on error."""
+    return get_database().session()
+
+
+async def get_session() -> AsyncGenerator[AsyncSession, None]:
+    """The seed's FastAPI dependency, typed as what it is: an async generator."""
+    async with get_database().session() as s:
+        yield s
+
+
+async_session: async_sessionmaker[AsyncSession] = _LoopBoundSessionmaker(None)
+"""The seed's ``async_session``: ``async with tk.async_session() as s:`` (default database)."""

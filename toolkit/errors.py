@@ -1,0 +1,186 @@
+"""The toolkit's exceptions: one tree, messages that name the next step.
+
+Driver errors are classified by SQLSTATE (the five-character code PostgreSQL sends with
+every error), never by parsing message text, which changes with server version and locale.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectionFailed",
+    "DatabaseError",
+    "IntegrityViolation",
+    "LazyLoadError",
+    "PermissionDenied",
+    "QueryCanceled",
+    "ReadOnlyViolation",
+    "ServerError",
+    "ToolkitError",
+    "UndefinedColumn",
+    "UndefinedTable",
+    "from_dbapi_error",
+    "sqlstate_of",
+]
+
+
+class ToolkitError(Exception):
+    """Base class of every error the toolkit raises on purpose."""
+
+
+class ConfigurationError(ToolkitError):
+    """The configuration (a URL, a setting) is malformed."""
+
+
+class ServerError(ToolkitError):
+    """The embedded PostgreSQL server could not be started, stopped or found."""
+
+
+class ConnectionFailed(ToolkitError):
+    """No connection could be opened to the PostgreSQL server."""
+
+
+class DatabaseError(ToolkitError):
+    """PostgreSQL rejected a statement. ``sqlstate`` holds its error code."""
+
+    sqlstate: str | None = None
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        if sqlstate is not None:
+            self.sqlstate = sqlstate
+
+
+class UndefinedTable(DatabaseError):
+    """The statement names a table that does not exist (SQLSTATE 42P01)."""
+
+
+class UndefinedColumn(DatabaseError):
+    """The statement names a column that does not exist (SQLSTATE 42703)."""
+
+
+class IntegrityViolation(DatabaseError):
+    """A constraint (unique, foreign key, not null, check) rejected the change (class 23)."""
+
+
+class QueryCanceled(DatabaseError):
+    """The query was cancelled: a statement timeout or a user interrupt (SQLSTATE 57014)."""
+
+
+class ReadOnlyViolation(DatabaseError):
+    """A write was attempted in a read-only transaction (SQLSTATE 25006)."""
+
+
+class PermissionDenied(DatabaseError):
+    """The role lacks a privilege the statement needs (SQLSTATE 42501)."""
+
+
+class LazyLoadError(ToolkitError):
+    """An attribute was lazily loaded in async code (SQLAlchemy's MissingGreenlet)."""
+
+
+# SQLSTATE (exact code, then two-character class) -> (exception class, what to do next).
+_BY_CODE: dict[str, tuple[type[DatabaseError], str]] = {
+    "42P01": (
+        UndefinedTable,
+        "if it is one of the toolkit's tables, run `toolkit migrate` "
+        "(or `await tk.migrate()`); otherwise check the name and schema",
+    ),
+    "42703": (UndefinedColumn, "check the column name against the table's definition"),
+    "57014": (
+        QueryCanceled,
+        "the query was cancelled (statement_timeout or an interrupt); "
+        "raise the limit or make the query cheaper",
+    ),
+    "25006": (
+        ReadOnlyViolation,
+        "this database is read-only (read_only=True); connect without it to write",
+    ),
+    "42501": (PermissionDenied, "ask for the privilege or connect as a role that has it"),
+}
+_BY_CLASS: dict[str, tuple[type[DatabaseError], str]] = {
+    "23": (IntegrityViolation, "no change was made; fix the offending rows and retry"),
+}
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """Find the SQLSTATE of a driver error, however SQLAlchemy wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str) and len(code) == 5:
+            return code
+        nxt = getattr(current, "orig", None)
+        current = nxt if isinstance(nxt, BaseException) else current.__cause__
+    return None
+
+
+def _server_message(exc: BaseException) -> str:
+    """The server's own message (first line), without SQLAlchemy's SQL and links."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) and hasattr(current, "as_dict"):
+            return str(current).splitlines()[0]
+        nxt = getattr(current, "orig", None)
+        current = nxt if isinstance(nxt, BaseException) else current.__cause__
+    return str(exc).splitlines()[0]
+
+
+def from_dbapi_error(exc: BaseException) -> DatabaseError | None:
+    """Map a driver error to a toolkit error by SQLSTATE; None if the code is not mapped."""
+    code = sqlstate_of(exc)
+    if code is None:
+        return None
+    entry = _BY_CODE.get(code) or _BY_CLASS.get(code[:2])
+    if entry is None:
+        return None
+    cls, advice = entry
+    return cls(f"{_server_message(exc)} - {advice}", sqlstate=code)
+
+
+# Connection failures ---------------------------------------------------------------
+
+_CONNECT_ADVICE_BY_CODE = {
+    "28P01": "the password was rejected: check the user and password in the URL",
+    "28000": "the server refused this user: check the user name and pg_hba.conf",
+    "3D000": "the database does not exist: create it (createdb) or fix its name in the URL",
+    "53300": "the server has too many connections: close idle sessions or lower pool_size",
+    "57P03": "the server is starting up or shutting down: retry in a moment",
+}
+
+
+def connection_failed(where: str, exc: BaseException, *, source: str) -> ConnectionFailed:
+    """Build the one clear error for a failed connect.
+
+    ``where`` names the server (host:port or socket, never the password); ``source``
+    says where the URL came from, so the message can say what to change.
+    """
+    code = sqlstate_of(exc)
+    if code in _CONNECT_ADVICE_BY_CODE:
+        advice = _CONNECT_ADVICE_BY_CODE[code]
+    elif isinstance(exc, socket.gaierror):
+        advice = "the host name does not resolve: check the host in the URL"
+    elif isinstance(exc, ConnectionRefusedError | FileNotFoundError):
+        advice = "nothing is listening there: is the server running, and are host and port right?"
+    elif isinstance(exc, TimeoutError):
+        advice = "the connection timed out: is the host reachable (firewall, VPN)?"
+    else:
+        advice = f"{type(exc).__name__}: {_first_line(exc)}"
+    return ConnectionFailed(f"could not connect to PostgreSQL at {where} ({source}): {advice}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no detail"
+
+
+def describe(exc: Any) -> str:
+    """One line for a notebook: the class name and the message."""
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,80 @@
+"""``tk.run(awaitable)``: the one sync bridge into the async core.
+
+* In a plain script each thread gets one long-lived event loop (an ``asyncio.Runner``),
+  so calling ``tk.run`` many times reuses one engine and its pool. Calling
+  ``asyncio.run`` repeatedly would create a new loop each time, and a pooled asyncpg
+  connection cannot move between loops.
+* Inside a running loop (Jupyter, where top-level ``await`` is better) the loop is made
+  re-entrant with nest-asyncio2 - applied lazily, to that loop only, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["run", "script_loop"]
+
+T = TypeVar("T")
+
+_local = threading.local()
+_patched_loops: set[int] = set()
+_patch_lock = threading.Lock()
+
+
+def _runner() -> asyncio.Runner:
+    runner: asyncio.Runner | None = getattr(_local, "runner", None)
+    if runner is None:
+        runner = asyncio.Runner()
+        _local.runner = runner
+        if threading.current_thread() is threading.main_thread():
+            atexit.register(_close_runner, runner)
+    return runner
+
+
+def script_loop() -> asyncio.AbstractEventLoop:
+    """The loop ``tk.run`` uses in this thread (created on first call)."""
+    return _runner().get_loop()
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` to completion from sync code and return its result."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return _runner().run(_as_coroutine(awaitable))
+    _make_reentrant(loop)
+    return loop.run_until_complete(_as_coroutine(awaitable))
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _as_coroutine(awaitable: Awaitable[T]) -> Coroutine[Any, Any, T]:
+    if asyncio.iscoroutine(awaitable):
+        return awaitable
+    return _await(awaitable)
+
+
+def _make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
+    with _patch_lock:
+        if id(loop) in _patched_loops:
+            return
+        import nest_asyncio2
+
+        nest_asyncio2.apply(loop)
+        _patched_loops.add(id(loop))
+
+
+def _close_runner(runner: asyncio.Runner) -> None:
+    """At exit: close pooled connections cleanly, then the loop."""
+    from toolkit.database import dispose_all
+
+    try:
+        runner.run(dispose_all())
+    finally:
+        runner.close()

@@ -47,6 +47,8 @@ class DatabaseError(ToolkitError):
     """PostgreSQL rejected a statement. ``sqlstate`` holds its error code."""
 
     sqlstate: str | None = None
+    original: BaseException | None = None
+    """The driver's exception, for debugging (not chained, to keep tracebacks short)."""
 
     def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
         super().__init__(message)
@@ -142,7 +144,9 @@ def from_dbapi_error(exc: BaseException) -> DatabaseError | None:
     if entry is None:
         return None
     cls, advice = entry
-    return cls(f"{_server_message(exc)} - {advice}", sqlstate=code)
+    mapped = cls(f"{_server_message(exc)} - {advice}", sqlstate=code)
+    mapped.original = exc
+    return mapped
 
 
 # Connection failures ---------------------------------------------------------------

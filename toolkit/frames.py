@@ -47,7 +47,7 @@ async def df(
         mapped = errors.from_dbapi_error(exc)
         if mapped is None:
             raise
-        raise mapped from exc
+        raise mapped from None  # the server's message is in it; the driver chain is noise
 
 
 async def _fetch(

@@ -1,0 +1,194 @@
+"""The ``toolkit`` command: a thin layer over the library.
+
+    toolkit db start|stop|status|url   the embedded PostgreSQL server
+    toolkit migrate [REVISION]         upgrade the configured database (default: head)
+    toolkit downgrade REVISION         downgrade it ("base" drops every table)
+    toolkit seed [--users N ...]       deterministic demo data
+    toolkit lab [--no-browser] [--port N]
+                                       database up, migrated, demo data, JupyterLab
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from toolkit import server
+from toolkit.config import mask_url
+from toolkit.database import Database
+from toolkit.demo import seed_demo
+from toolkit.errors import ToolkitError
+from toolkit.migrate import migrate
+from toolkit.models import User
+from toolkit.notebook.bridge import run
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ToolkitError as exc:
+        print(f"toolkit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toolkit", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="manage the embedded PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "status", "url"])
+    db.set_defaults(handler=_db)
+
+    up = commands.add_parser("migrate", help="upgrade the database schema")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(handler=_migrate)
+
+    down = commands.add_parser("downgrade", help="downgrade the database schema")
+    down.add_argument("revision")
+    down.set_defaults(handler=_downgrade)
+
+    seed = commands.add_parser("seed", help="write deterministic demo data")
+    _seed_options(seed)
+    seed.set_defaults(handler=_seed)
+
+    lab = commands.add_parser("lab", help="database up, migrated, demo data, JupyterLab")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.add_argument("--port", type=int, default=None, help="JupyterLab's port")
+    lab.add_argument("--notebook-dir", type=Path, default=None, help="default: ./notebooks")
+    _seed_options(lab)
+    lab.set_defaults(handler=_lab)
+    return parser
+
+
+def _seed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--users", type=int, default=1_000)
+    parser.add_argument("--posts-per-user", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _db(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        url = server.start()
+        print(f"running: {server.status().describe()}")
+        print(f"url: {url.render_as_string(hide_password=False)}")
+    elif args.action == "stop":
+        print("stopped" if server.stop() else f"not running: {server.status().describe()}")
+    elif args.action == "status":
+        state = server.status()
+        print(state.describe())
+        return 0 if state.running else 3  # 3: "not running", as pg_ctl status
+    else:
+        current = server.url()
+        if current is None:
+            print(f"not running: {server.status().describe()}", file=sys.stderr)
+            return 3
+        print(current.render_as_string(hide_password=False))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    database = Database()
+    revision = run(_with(database, migrate(args.revision, database=database)))
+    print(f"{mask_url(database.url)} is at revision {revision}")
+    return 0
+
+
+def _downgrade(args: argparse.Namespace) -> int:
+    from toolkit.migrate import downgrade
+
+    database = Database()
+    revision = run(_with(database, downgrade(args.revision, database=database)))
+    print(f"{mask_url(database.url)} is at revision {revision or 'base'}")
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    database = Database()
+    counts = run(
+        _with(
+            database,
+            seed_demo(
+                args.users,
+                args.posts_per_user,
+                args.seed,
+                progress=not args.no_progress,
+                database=database,
+            ),
+        )
+    )
+    print(f"seeded {mask_url(database.url)}: {counts}")
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    notebooks = _notebook_dir(args.notebook_dir)
+    database = Database()
+    print(f"database: {mask_url(database.url)}")
+
+    async def prepare() -> None:
+        revision = await migrate(database=database)
+        print(f"schema at revision {revision}")
+        async with database.session() as s:
+            users = await s.scalar(select(func.count()).select_from(User))
+        if not users:
+            counts = await seed_demo(
+                args.users,
+                args.posts_per_user,
+                args.seed,
+                progress=not args.no_progress,
+                database=database,
+            )
+            print(f"demo data: {counts}")
+        else:
+            print(f"demo data: {users} users already there")
+
+    run(_with(database, prepare()))
+    command = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={notebooks}"]
+    if args.no_browser:
+        command.append("--no-browser")
+    if args.port is not None:
+        command.append(f"--port={args.port}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    print(f"starting JupyterLab on {notebooks} (Ctrl-C to stop)", flush=True)
+    try:
+        return subprocess.call(command)
+    except FileNotFoundError:
+        raise ToolkitError(
+            "JupyterLab is not installed: pip install -e '.[lab]'"
+        ) from None
+
+
+def _notebook_dir(given: Path | None) -> Path:
+    candidates = [given] if given else [
+        Path.cwd() / "notebooks",
+        Path(__file__).resolve().parent.parent / "notebooks",
+    ]
+    for candidate in candidates:
+        if candidate is not None and candidate.is_dir():
+            return candidate.resolve()
+    raise ToolkitError(
+        "no notebooks directory found: run `toolkit lab` from the repository root "
+        "or pass --notebook-dir"
+    )
+
+
+async def _with(database: Database, awaitable: object) -> object:
+    """Await ``awaitable``, then close ``database``'s connections."""
+    try:
+        return await awaitable  # type: ignore[misc]
+    finally:
+        await database.dispose()

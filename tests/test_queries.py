@@ -27,7 +27,9 @@ SEED_FUNCTIONS = [
 
 
 async def _users(session: AsyncSession, n: int) -> list[User]:
-    return [await queries.create_user(session, f"user{i}@example.com", f"User {i}") for i in range(n)]
+    return [
+        await queries.create_user(session, f"user{i}@example.com", f"User {i}") for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("name", SEED_FUNCTIONS)
@@ -159,7 +161,9 @@ async def test_get_post_with_author_and_with_comments_load_relationships_eagerly
     tag = Tag(name="demo")
     session.add_all([Comment(post_id=post.id, author_id=bob.id, body="nice"), tag])
     await session.flush()
-    await session.execute(Post.tags.property.secondary.insert().values(post_id=post.id, tag_id=tag.id))  # type: ignore[union-attr]
+    await session.execute(
+        Post.tags.property.secondary.insert().values(post_id=post.id, tag_id=tag.id)
+    )  # type: ignore[union-attr]
     session.expunge_all()
 
     with_author = await queries.get_post_with_author(session, post.id)

@@ -1,11 +1,11 @@
 """The ``toolkit`` command: a thin layer over the library.
 
-    toolkit db start|stop|status|url   the embedded PostgreSQL server
-    toolkit migrate [REVISION]         upgrade the configured database (default: head)
-    toolkit downgrade REVISION         downgrade it ("base" drops every table)
-    toolkit seed [--users N ...]       deterministic demo data
-    toolkit lab [--no-browser] [--port N]
-                                       database up, migrated, demo data, JupyterLab
+toolkit db start|stop|status|url   the embedded PostgreSQL server
+toolkit migrate [REVISION]         upgrade the configured database (default: head)
+toolkit downgrade REVISION         downgrade it ("base" drops every table)
+toolkit seed [--users N ...]       deterministic demo data
+toolkit lab [--no-browser] [--port N]
+                                   database up, migrated, demo data, JupyterLab
 """
 
 from __future__ import annotations
@@ -167,16 +167,18 @@ def _lab(args: argparse.Namespace) -> int:
     try:
         return subprocess.call(command)
     except FileNotFoundError:
-        raise ToolkitError(
-            "JupyterLab is not installed: pip install -e '.[lab]'"
-        ) from None
+        raise ToolkitError("JupyterLab is not installed: pip install -e '.[lab]'") from None
 
 
 def _notebook_dir(given: Path | None) -> Path:
-    candidates = [given] if given else [
-        Path.cwd() / "notebooks",
-        Path(__file__).resolve().parent.parent / "notebooks",
-    ]
+    candidates = (
+        [given]
+        if given
+        else [
+            Path.cwd() / "notebooks",
+            Path(__file__).resolve().parent.parent / "notebooks",
+        ]
+    )
     for candidate in candidates:
         if candidate is not None and candidate.is_dir():
             return candidate.resolve()

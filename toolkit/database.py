@@ -12,6 +12,7 @@ The seed's set-up (``create_async_engine`` with pool_size=5, max_overflow=10, an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -21,7 +22,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from toolkit import config, errors
 
@@ -70,6 +76,9 @@ class Database:
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
             weakref.WeakKeyDictionary()
         )
+        self._finalizers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncIterator[None]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.RLock()
         self.async_session = _LoopBoundSessionmaker(self)
         _databases.add(self)
@@ -112,7 +121,35 @@ class Database:
                     self._forget_closed_loops()
                     engine = self._create_engine()
                     self._engines[loop] = engine
+                    self._dispose_before_loop_closes(loop, engine)
         return engine
+
+    def _dispose_before_loop_closes(
+        self, loop: asyncio.AbstractEventLoop, engine: AsyncEngine
+    ) -> None:
+        """Close ``engine``'s connections when ``loop`` shuts down (``asyncio.run``'s end).
+
+        ``asyncio.run`` and ``Runner.close`` call ``loop.shutdown_asyncgens()``, which
+        ``aclose()``s every live async generator first; this one's ``finally`` disposes the
+        engine while its loop still runs. Without it the pooled connections of a finished
+        ``asyncio.run`` could only be abandoned ("unclosed connection" warnings).
+        """
+        if asyncio.events._get_running_loop() is not loop:
+            return  # no loop running here yet: the tk.run bridge disposes at exit instead
+
+        async def finalizer() -> AsyncIterator[None]:
+            try:
+                yield
+            finally:
+                if self._engines.get(loop) is engine:
+                    del self._engines[loop]
+                await engine.dispose()
+
+        sentinel = finalizer()
+        # Step to the yield now; the loop's firstiter hook registers the generator.
+        with contextlib.suppress(StopIteration):
+            sentinel.__anext__().send(None)  # type: ignore[attr-defined]
+        self._finalizers[loop] = sentinel  # the loop holds it weakly; keep it alive
 
     def _create_engine(self) -> AsyncEngine:
         url = self.url

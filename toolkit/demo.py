@@ -28,26 +28,145 @@ ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=730)
 CHUNK = 20_000
 
-FIRST = (
-    "Ada Alan Barbara Claude Dennis Edsger Frances Grace Guido Hedy Ken Katherine Linus "
-    "Margaret Niklaus Radia Ritchie Shafi Sophie Tim Yukihiro Barbara John Donald Leslie "
-    "Mary Annie Jean Evelyn Kathleen Betty Adele Lynn Joan"
-).split()
-LAST = (
-    "Lovelace Turing Liskov Shannon Ritchie Dijkstra Allen Hopper Rossum Lamarr Thompson "
-    "Johnson Torvalds Hamilton Wirth Perlman Goldwasser Wilson Lee Matsumoto Knuth Lamport "
-    "Keller Easley Bartik Clarke Booth Holberton Goldberg Conway Sammet Wing"
-).split()
-WORDS = (
-    "async query index page cursor session engine pool loop await select join load eager "
-    "lazy batch copy stream frame column table schema migration revision commit rollback "
-    "flush transaction latency plan scan vacuum tuple row key seek offset limit order "
-    "notebook kernel chart metric sample profile trend signal outlier cohort"
-).split()
-TAGS = (
-    "python postgres sqlalchemy asyncio pandas jupyter performance tutorial databases "
-    "analytics migrations testing indexing pagination visualization tips"
-).split()
+FIRST = [
+    "Ada",
+    "Alan",
+    "Barbara",
+    "Claude",
+    "Dennis",
+    "Edsger",
+    "Frances",
+    "Grace",
+    "Guido",
+    "Hedy",
+    "Ken",
+    "Katherine",
+    "Linus",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+    "Ritchie",
+    "Shafi",
+    "Sophie",
+    "Tim",
+    "Yukihiro",
+    "Barbara",
+    "John",
+    "Donald",
+    "Leslie",
+    "Mary",
+    "Annie",
+    "Jean",
+    "Evelyn",
+    "Kathleen",
+    "Betty",
+    "Adele",
+    "Lynn",
+    "Joan",
+]
+LAST = [
+    "Lovelace",
+    "Turing",
+    "Liskov",
+    "Shannon",
+    "Ritchie",
+    "Dijkstra",
+    "Allen",
+    "Hopper",
+    "Rossum",
+    "Lamarr",
+    "Thompson",
+    "Johnson",
+    "Torvalds",
+    "Hamilton",
+    "Wirth",
+    "Perlman",
+    "Goldwasser",
+    "Wilson",
+    "Lee",
+    "Matsumoto",
+    "Knuth",
+    "Lamport",
+    "Keller",
+    "Easley",
+    "Bartik",
+    "Clarke",
+    "Booth",
+    "Holberton",
+    "Goldberg",
+    "Conway",
+    "Sammet",
+    "Wing",
+]
+WORDS = [
+    "async",
+    "query",
+    "index",
+    "page",
+    "cursor",
+    "session",
+    "engine",
+    "pool",
+    "loop",
+    "await",
+    "select",
+    "join",
+    "load",
+    "eager",
+    "lazy",
+    "batch",
+    "copy",
+    "stream",
+    "frame",
+    "column",
+    "table",
+    "schema",
+    "migration",
+    "revision",
+    "commit",
+    "rollback",
+    "flush",
+    "transaction",
+    "latency",
+    "plan",
+    "scan",
+    "vacuum",
+    "tuple",
+    "row",
+    "key",
+    "seek",
+    "offset",
+    "limit",
+    "order",
+    "notebook",
+    "kernel",
+    "chart",
+    "metric",
+    "sample",
+    "profile",
+    "trend",
+    "signal",
+    "outlier",
+    "cohort",
+]
+TAGS = [
+    "python",
+    "postgres",
+    "sqlalchemy",
+    "asyncio",
+    "pandas",
+    "jupyter",
+    "performance",
+    "tutorial",
+    "databases",
+    "analytics",
+    "migrations",
+    "testing",
+    "indexing",
+    "pagination",
+    "visualization",
+    "tips",
+]
 
 
 @dataclass(frozen=True)
@@ -118,9 +237,13 @@ async def _seed(
 
     user_ids = list(range(start[User] + 1, start[User] + n_users + 1))
     user_created = {uid: ANCHOR - SPAN + SPAN * rng.random() for uid in user_ids}
-    await copy("users", ("id", "email", "name", "is_active", "created_at"), _users(rng, user_created))
+    await copy(
+        "users", ("id", "email", "name", "is_active", "created_at"), _users(rng, user_created)
+    )
 
-    tag_rows = [(start[Tag] + i + 1, name) for i, name in enumerate(TAGS)] if start[Tag] == 0 else []
+    tag_rows = (
+        [(start[Tag] + i + 1, name) for i, name in enumerate(TAGS)] if start[Tag] == 0 else []
+    )
     n_tags = await copy("tags", ("id", "name"), iter(tag_rows))
     tag_ids = [row[0] for row in tag_rows] or [
         tid for (tid,) in (await session.execute(select(Tag.id))).all()
@@ -131,9 +254,7 @@ async def _seed(
     rng.shuffle(weights)
     authors = rng.choices(user_ids, weights=weights, k=n_posts) if user_ids else []
     post_ids = list(range(start[Post] + 1, start[Post] + n_posts + 1))
-    post_created = [
-        user_created[a] + (ANCHOR - user_created[a]) * rng.random() for a in authors
-    ]
+    post_created = [user_created[a] + (ANCHOR - user_created[a]) * rng.random() for a in authors]
     await copy(
         "posts",
         ("id", "title", "content", "author_id", "created_at"),

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import inspect, text
+from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -37,7 +37,12 @@ async def df(
     or SQL text with ``:named`` parameters bound from ``params`` - never formatted in.
     With ``session`` it runs inside that session's transaction (it sees uncommitted rows).
     """
-    statement = text(query) if isinstance(query, str) else query
+    statement: Executable = text(query) if isinstance(query, str) else query
+    if isinstance(query, str) and params:
+        # Typed binds: asyncpg then gets `$1::INTEGER`, not an untyped text parameter
+        # ("select :n" with n=1 would otherwise fail with "expected str, got int").
+        statement = text(query).bindparams(*(bindparam(k, v) for k, v in params.items()))
+        params = None
     try:
         if session is not None:
             return await _fetch(await session.connection(), statement, params)

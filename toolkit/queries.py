@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import Mapper, joinedload, selectinload
 
 from toolkit.models import Comment, Post, User
 
@@ -86,10 +86,7 @@ async def get_users_paginated(
     ``created_at`` values. Offset cost grows with ``skip``; see ``tk.keyset`` for deep pages.
     """
     result = await session.execute(
-        select(User)
-        .offset(skip)
-        .limit(limit)
-        .order_by(User.created_at.desc(), User.id.desc())
+        select(User).offset(skip).limit(limit).order_by(User.created_at.desc(), User.id.desc())
     )
     return list(result.scalars().all())
 
@@ -187,10 +184,7 @@ async def get_posts_paginated(
 ) -> list[Post]:
     """Offset pagination of posts, newest first, with ``id`` as the tie-breaker."""
     result = await session.execute(
-        select(Post)
-        .offset(skip)
-        .limit(limit)
-        .order_by(Post.created_at.desc(), Post.id.desc())
+        select(Post).offset(skip).limit(limit).order_by(Post.created_at.desc(), Post.id.desc())
     )
     return list(result.scalars().all())
 
@@ -237,7 +231,8 @@ def _rowcount(result: Any) -> int:
 
 
 def _check_columns(model: type[User] | type[Post], fields: Iterable[str]) -> None:
-    known = set(inspect(model).column_attrs.keys())
+    mapper: Mapper[Any] = inspect(model)
+    known = set(mapper.column_attrs.keys())
     unknown = sorted(set(fields) - known)
     if unknown:
         raise AttributeError(

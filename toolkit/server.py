@@ -69,7 +69,10 @@ class ServerStatus:
                 "`toolkit db start` will clear it)"
             )
         if not (self.data_dir / "PG_VERSION").exists():
-            return f"not initialised ({self.data_dir} holds no cluster; `toolkit db start` creates one)"
+            return (
+                f"not initialised ({self.data_dir} holds no cluster; "
+                "`toolkit db start` creates one)"
+            )
         return f"stopped, data in {self.data_dir}"
 
 

@@ -28,9 +28,7 @@ def upgrade() -> None:
             nullable=False,
             server_default=sa.func.now(),
         ),
-        sa.ForeignKeyConstraint(
-            ["author_id"], ["users.id"], name=op.f("fk_posts_author_id_users")
-        ),
+        sa.ForeignKeyConstraint(["author_id"], ["users.id"], name=op.f("fk_posts_author_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
     )
     op.create_index(op.f("ix_posts_author_id"), "posts", ["author_id"])

@@ -1,0 +1,46 @@
+"""The public API: one curated, sorted, complete ``__all__``."""
+
+from __future__ import annotations
+
+import types
+
+import toolkit as tk
+
+# The names of DESIGN.md's public API that exist so far (later issues add the rest).
+CONTRACT = {
+    "Database",
+    "async_session",
+    "connect",
+    "df",
+    "downgrade",
+    "get_database",
+    "get_engine",
+    "get_session",
+    "migrate",
+    "run",
+    "seed_demo",
+    "session",
+    "to_dataframe",
+}
+
+
+def test_all_is_sorted_and_has_no_duplicates() -> None:
+    assert list(tk.__all__) == sorted(set(tk.__all__))
+
+
+def test_every_name_in_all_exists() -> None:
+    missing = [name for name in tk.__all__ if not hasattr(tk, name)]
+    assert missing == []
+
+
+def test_every_public_attribute_is_in_all() -> None:
+    public = {
+        name
+        for name, value in vars(tk).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == set(tk.__all__)
+
+
+def test_the_design_contract_names_are_exported() -> None:
+    assert set(tk.__all__) >= CONTRACT

@@ -11,6 +11,7 @@ toolkit lab [--no-browser] [--port N]
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -163,11 +164,13 @@ def _lab(args: argparse.Namespace) -> int:
         command.append(f"--port={args.port}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise ToolkitError("JupyterLab is not installed: pip install -e '.[lab]'")
     print(f"starting JupyterLab on {notebooks} (Ctrl-C to stop)", flush=True)
-    try:
-        return subprocess.call(command)
-    except FileNotFoundError:
-        raise ToolkitError("JupyterLab is not installed: pip install -e '.[lab]'") from None
+    if os.name == "posix":
+        # Become JupyterLab: signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
+        os.execv(sys.executable, command)
+    return subprocess.call(command)
 
 
 def _notebook_dir(given: Path | None) -> Path:

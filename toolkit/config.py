@@ -65,7 +65,7 @@ def normalize_url(url: str | URL, *, source: str = "the URL you passed") -> URL:
     """
     try:
         parsed = make_url(url) if isinstance(url, str) else url
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigurationError(
             f"malformed database URL from {source}: {_mask_text(str(url))!r} - expected "
             "postgresql://user:password@host:port/database"
@@ -84,7 +84,7 @@ def mask_url(url: str | URL) -> str:
     """Render a URL for people: password and secret-bearing query values replaced by ***."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return _mask_text(str(url))
     masked_query = {
         key: ("***" if _is_secret(key) else value) for key, value in parsed.query.items()
@@ -98,13 +98,16 @@ def _is_secret(key: str) -> bool:
 
 
 def _mask_text(text: str) -> str:
-    """Mask ``user:password@`` in a string that did not parse as a URL."""
-    scheme, sep, rest = text.partition("://")
-    if not sep or "@" not in rest:
+    """Mask the credentials of a string that did not parse as a URL.
+
+    Whatever stands before the last ``@`` may hold a password (the URL is malformed, so
+    its parts cannot be trusted): keep only the scheme, when there is one, and the host.
+    """
+    if "@" not in text:
         return text
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else text
+    host = text.rpartition("@")[2]
+    scheme, sep, _ = text.partition("://")
+    return f"{scheme}://***@{host}" if sep and "@" not in scheme else f"***@{host}"
 
 
 def server_address(url: URL) -> str:
@@ -116,4 +119,7 @@ def server_address(url: URL) -> str:
         host = url.host
     if host and host.startswith("/"):
         return f"socket {unquote(host)} (database {url.database})"
-    return f"{host or 'localhost'}:{url.port or 5432} (database {url.database})"
+    host = host or "localhost"
+    if ":" in host:  # IPv6: brackets keep the port apart from the address
+        host = f"[{host}]"
+    return f"{host}:{url.port or 5432} (database {url.database})"

@@ -95,8 +95,15 @@ class Database:
         return self._url
 
     def __repr__(self) -> str:
-        shown = config.mask_url(self._url) if self._url is not None else "<not yet resolved>"
-        return f"Database({shown!r}, read_only={self.read_only})"
+        if self._url is not None:
+            shown = repr(config.mask_url(self._url))
+        else:  # say where the URL will come from, without starting anything
+            settings = config.Settings.from_env()
+            if settings.database_url is not None:
+                shown = f"<from {settings.url_source}: {config.mask_url(settings.database_url)}>"
+            else:
+                shown = "<embedded server, started on first use>"
+        return f"Database({shown}, read_only={self.read_only})"
 
     # Engines --------------------------------------------------------------------
 

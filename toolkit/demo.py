@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit.database import Database, get_database
+from toolkit.errors import translated
 from toolkit.models import Comment, Post, Tag, User
 
 __all__ = ["DemoCounts", "seed_demo"]
@@ -199,10 +200,11 @@ async def seed_demo(
     """
     if min(users, posts_per_user, comments_per_post) < 0:
         raise ValueError("users, posts_per_user and comments_per_post must not be negative")
-    if session is not None:
-        return await _seed(session, users, posts_per_user, comments_per_post, seed, progress)
-    async with (database or get_database()).session() as own:
-        return await _seed(own, users, posts_per_user, comments_per_post, seed, progress)
+    with translated():  # e.g. an unmigrated database: UndefinedTable, "run toolkit migrate"
+        if session is not None:
+            return await _seed(session, users, posts_per_user, comments_per_post, seed, progress)
+        async with (database or get_database()).session() as own:
+            return await _seed(own, users, posts_per_user, comments_per_post, seed, progress)
 
 
 async def _seed(

@@ -7,7 +7,11 @@ every error), never by parsing message text, which changes with server version a
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy.exc import DBAPIError
 
 __all__ = [
     "ConfigurationError",
@@ -24,6 +28,7 @@ __all__ = [
     "UndefinedTable",
     "from_dbapi_error",
     "sqlstate_of",
+    "translated",
 ]
 
 
@@ -147,6 +152,18 @@ def from_dbapi_error(exc: BaseException) -> DatabaseError | None:
     mapped = cls(f"{_server_message(exc)} - {advice}", sqlstate=code)
     mapped.original = exc
     return mapped
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Re-raise mapped driver errors as toolkit errors (unmapped ones pass unchanged)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        mapped = from_dbapi_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from None  # the server's message is in it; the driver chain is noise
 
 
 # Connection failures ---------------------------------------------------------------

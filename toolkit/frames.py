@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
@@ -43,16 +42,11 @@ async def df(
         # ("select :n" with n=1 would otherwise fail with "expected str, got int").
         statement = text(query).bindparams(*(bindparam(k, v) for k, v in params.items()))
         params = None
-    try:
+    with errors.translated():
         if session is not None:
             return await _fetch(await session.connection(), statement, params)
         async with (database or get_database()).engine.connect() as conn:
             return await _fetch(conn, statement, params)
-    except DBAPIError as exc:
-        mapped = errors.from_dbapi_error(exc)
-        if mapped is None:
-            raise
-        raise mapped from None  # the server's message is in it; the driver chain is noise
 
 
 async def _fetch(

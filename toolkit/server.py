@@ -127,6 +127,10 @@ def stop(data_dir: Path | None = None) -> bool:
         return False
     pg = _pgserver()
     bin_path = pg.utils.POSTGRES_VERSIONS[_cluster_version(path)]
+    if _system_user() is not None:
+        # pg_ctl runs as the unprivileged server user: it must be able to reach the data
+        # directory, even if a parent folder was made private since start() opened it up.
+        pg.utils.ensure_prefix_permissions(path)
     try:
         pg.pgexec.pgexec(
             "pg_ctl",

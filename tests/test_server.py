@@ -1,0 +1,296 @@
+"""The embedded PostgreSQL server's lifecycle: init, start, status, url, stop, recovery.
+
+Each test owns a fresh data directory and stops its server on the way out, so no test
+sees another's server and none is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+import toolkit as tk
+from toolkit import server
+from toolkit.database import Database
+from toolkit.errors import ServerError
+
+TOOLKIT_CLI = Path(sys.executable).parent / "toolkit"
+# Longest unix-socket path (sun_path minus its NUL) on Linux; macOS allows 103.
+SOCKET_PATH_MAX = 107
+
+
+@pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    """A private directory outside pytest's tmp_path, removed afterwards.
+
+    Not tmp_path: every pytest session start resets /tmp/pytest-of-<user> to mode 0700.
+    Run as root, the wheel runs PostgreSQL as the ``pgserver`` user, which then can no
+    longer reach a data directory under tmp_path if another pytest session starts
+    meanwhile (pg_ctl fails with "could not access directory").
+    """
+    path = Path(tempfile.mkdtemp(prefix="tk-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def data_dir(scratch_dir: Path) -> Iterator[Path]:
+    """A fresh data directory; whatever server runs in it is stopped afterwards."""
+    path = scratch_dir / "pgdata"
+    try:
+        yield path
+    finally:
+        server.stop(path)
+
+
+@pytest.fixture
+def long_data_dir(scratch_dir: Path) -> Iterator[Path]:
+    """A data directory too deep for a unix socket inside it.
+
+    The test leaves its server running: this teardown notes where the wheel put the
+    socket (a directory outside the data dir), stops the server, and removes that directory.
+    """
+    path = scratch_dir / ("deep_" * 20) / "pgdata"
+    assert len(str(path / ".s.PGSQL.5432")) > SOCKET_PATH_MAX
+    try:
+        yield path
+    finally:
+        socket_dir = server.status(path).socket_dir
+        server.stop(path)
+        if socket_dir is not None and socket_dir != path:
+            socket_dir.rmdir()  # empty once the server is down; fails loudly otherwise
+
+
+async def current_database(url: URL) -> str:
+    async with Database(url, pool_size=1) as database:
+        frame = await tk.df("select current_database() as name", database=database)
+    return str(frame["name"].item())
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def read_pid_file(data_dir: Path) -> list[str]:
+    return (data_dir / "postmaster.pid").read_text().splitlines()
+
+
+def leave_stale_pid_file(data_dir: Path, template: list[str]) -> int:
+    """Do what a crash does: leave postmaster.pid naming a process that no longer exists.
+
+    ``template`` is a real postmaster.pid's lines; returns the dead pid written in.
+    """
+    pid_file = data_dir / "postmaster.pid"
+    assert not pid_file.exists()
+    gone = dead_pid()
+    pid_file.write_text("\n".join([str(gone), *template[1:]]) + "\n")
+    owner = data_dir.stat()  # the server's user must be able to replace it
+    os.chown(pid_file, owner.st_uid, owner.st_gid)
+    return gone
+
+
+def cli_env(data_dir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"TOOLKIT_DATABASE_URL", "DATABASE_URL", "TOOLKIT_DATA_DIR"}
+    }
+    env["TOOLKIT_DATA_DIR"] = str(data_dir)
+    return env
+
+
+# Without a server ------------------------------------------------------------------------
+
+
+def test_status_of_a_fresh_directory_says_not_running_and_not_initialised(tmp_path: Path) -> None:
+    state = server.status(tmp_path / "pgdata")
+
+    assert not state.running
+    assert state.pid is None
+    assert not state.stale_pid_file
+    assert "not initialised" in state.describe()
+
+
+def test_url_is_none_when_no_server_runs(tmp_path: Path) -> None:
+    assert server.url(tmp_path / "pgdata") is None
+
+
+def test_stop_without_a_server_returns_false(tmp_path: Path) -> None:
+    assert server.stop(tmp_path / "pgdata") is False
+
+
+# Lifecycle -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_start_returns_a_url_to_the_toolkit_database(data_dir: Path) -> None:
+    url = server.start(data_dir)
+
+    assert url.drivername == "postgresql+asyncpg"
+    assert url.database == server.DATABASE == "toolkit"
+    assert await current_database(url) == "toolkit"
+    assert (data_dir / "PG_VERSION").exists()
+
+
+@pytest.mark.slow
+def test_status_after_start_says_running_with_a_pid_and_socket(data_dir: Path) -> None:
+    server.start(data_dir)
+
+    state = server.status(data_dir)
+
+    assert state.running
+    assert state.pid is not None
+    assert state.pid > 0
+    assert state.socket_dir is not None
+    assert (state.socket_dir / ".s.PGSQL.5432").is_socket()
+    assert f"running (pid {state.pid})" in state.describe()
+
+
+@pytest.mark.slow
+def test_second_start_reuses_the_running_server_and_url_matches(data_dir: Path) -> None:
+    first = server.start(data_dir)
+    pid = server.status(data_dir).pid
+
+    second = server.start(data_dir)
+
+    assert server.status(data_dir).pid == pid
+    assert second == first
+    assert server.url(data_dir) == first
+
+
+@pytest.mark.slow
+def test_stop_returns_true_then_false_and_status_says_stopped(data_dir: Path) -> None:
+    server.start(data_dir)
+
+    assert server.stop(data_dir) is True
+
+    state = server.status(data_dir)
+    assert not state.running
+    assert not state.stale_pid_file
+    assert state.describe().startswith("stopped")
+    assert not (data_dir / "postmaster.pid").exists()
+    assert server.url(data_dir) is None
+    assert server.stop(data_dir) is False
+
+
+@pytest.mark.slow
+async def test_start_after_stop_in_the_same_process_starts_the_server_again(
+    data_dir: Path,
+) -> None:
+    server.start(data_dir)
+    old_pid = server.status(data_dir).pid
+    server.stop(data_dir)
+
+    url = server.start(data_dir)  # the wheel caches a handle per process: it must re-check
+
+    state = server.status(data_dir)
+    assert state.running
+    assert state.pid != old_pid
+    assert await current_database(url) == "toolkit"
+
+
+@pytest.mark.slow
+def test_server_outlives_a_killed_starter_and_toolkit_db_stop_stops_it(data_dir: Path) -> None:
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from toolkit import server; "
+            "print(server.start(Path(sys.argv[1])), flush=True); time.sleep(120)",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert starter.stdout is not None
+        assert starter.stdout.readline().startswith("postgresql+asyncpg://")
+        pid = server.status(data_dir).pid
+    finally:
+        starter.send_signal(signal.SIGKILL)
+        starter.wait(timeout=30)
+        if starter.stdout is not None:
+            starter.stdout.close()
+    assert starter.returncode == -signal.SIGKILL
+
+    state = server.status(data_dir)
+    assert state.running
+    assert state.pid == pid
+
+    stopped = subprocess.run(
+        [str(TOOLKIT_CLI), "db", "stop"],
+        env=cli_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.strip() == "stopped"
+    assert not server.status(data_dir).running
+
+
+@pytest.mark.slow
+async def test_stale_postmaster_pid_is_reported_and_start_recovers(data_dir: Path) -> None:
+    server.start(data_dir)
+    real_pid_file = read_pid_file(data_dir)
+    server.stop(data_dir)
+    gone = leave_stale_pid_file(data_dir, real_pid_file)
+
+    state = server.status(data_dir)
+    assert not state.running
+    assert state.stale_pid_file
+    assert state.pid == gone
+    assert "stale" in state.describe()
+    assert server.url(data_dir) is None
+
+    url = server.start(data_dir)
+
+    state = server.status(data_dir)
+    assert state.running
+    assert not state.stale_pid_file
+    assert state.pid != gone
+    assert await current_database(url) == "toolkit"
+
+
+@pytest.mark.slow
+async def test_data_dir_too_long_for_a_socket_falls_back_to_a_runtime_socket_dir(
+    long_data_dir: Path,
+) -> None:
+    url = server.start(long_data_dir)
+
+    state = server.status(long_data_dir)
+    assert state.running
+    assert state.socket_dir is not None
+    assert state.socket_dir != long_data_dir
+    assert len(str(state.socket_dir / ".s.PGSQL.5432")) <= SOCKET_PATH_MAX
+    assert await current_database(url) == "toolkit"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="only as root does the server run as another user (pgserver) that needs access",
+)
+def test_stop_as_root_works_after_a_parent_directory_was_made_private(data_dir: Path) -> None:
+    server.start(data_dir)
+    data_dir.parent.chmod(0o700)  # what pytest does to /tmp/pytest-of-root at session start
+    try:
+        assert server.stop(data_dir) is True
+    finally:
+        data_dir.parent.chmod(0o755)  # so the fixture can stop the server if this failed

@@ -21,7 +21,6 @@ from sqlalchemy.engine import URL
 import toolkit as tk
 from toolkit import server
 from toolkit.database import Database
-from toolkit.errors import ServerError
 
 TOOLKIT_CLI = Path(sys.executable).parent / "toolkit"
 # Longest unix-socket path (sun_path minus its NUL) on Linux; macOS allows 103.

@@ -1,0 +1,41 @@
+"""The README's Python examples run as written."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from tests.conftest import MakeDatabase
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def test_the_readme_has_a_python_example() -> None:
+    assert _python_blocks(), "README.md lost its ```python example"
+
+
+async def test_every_python_example_runs_against_a_fresh_database(
+    make_database: MakeDatabase,
+) -> None:
+    url: URL = await make_database(migrated=False)  # the example migrates it itself
+    env = {**os.environ, "TOOLKIT_DATABASE_URL": url.render_as_string(hide_password=False)}
+    for block in _python_blocks():
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-W", "error", "-c", block],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{block}\n{done.stderr}"

@@ -64,3 +64,118 @@ async def test_to_dataframe_takes_models_rows_and_mappings(session: AsyncSession
     mappings = tk.to_dataframe([{"a": 1}, {"a": 2}])
     pd.testing.assert_frame_equal(mappings, pd.DataFrame({"a": [1, 2]}))
     assert tk.to_dataframe([]).empty
+
+
+# Large results, streaming and writing ------------------------------------------------
+
+BIG = 5_000
+
+
+async def _numbers(session: AsyncSession, rows: int = BIG) -> None:
+    await session.execute(
+        text(
+            "CREATE TEMP TABLE numbers ON COMMIT DROP AS "
+            "SELECT g AS n, g::text AS label, (g % 2 = 0) AS even, "
+            "now() - make_interval(secs => g) AS at FROM generate_series(1, :rows) g"
+        ),
+        {"rows": rows},
+    )
+    await session.execute(text("ANALYZE numbers"))
+
+
+async def test_a_large_result_has_the_same_dtypes_as_a_small_one(session: AsyncSession) -> None:
+    await _numbers(session)
+    many = await tk.df("SELECT * FROM numbers ORDER BY n", session=session)
+    few = await tk.df("SELECT * FROM numbers WHERE n <= 3 ORDER BY n", session=session)
+    assert len(many) == BIG
+    assert many["n"].sum() == BIG * (BIG + 1) // 2
+    assert few.dtypes.to_dict() == many.dtypes.to_dict()
+    pd.testing.assert_frame_equal(few, many.head(3))
+
+
+async def test_copy_leaves_the_session_settings_as_they_were(session: AsyncSession) -> None:
+    await _numbers(session)
+    await session.execute(text("SET LOCAL TimeZone = 'Asia/Kolkata'"))
+    frame = await tk.df("SELECT at FROM numbers", session=session)
+    assert str(frame["at"].dt.tz) == "UTC"
+    assert await session.scalar(text("SHOW TimeZone")) == "Asia/Kolkata"
+
+
+async def test_parameters_are_bound_on_the_copy_path_too(session: AsyncSession) -> None:
+    await _numbers(session)
+    hostile = "x' OR '1'='1"
+    frame = await tk.df(
+        "SELECT n, :tag AS tag FROM numbers WHERE n > :floor",
+        {"tag": hostile, "floor": 10},
+        session=session,
+    )
+    assert len(frame) == BIG - 10
+    assert set(frame["tag"]) == {hostile}
+
+
+async def test_stream_df_yields_bounded_chunks_that_add_up(session: AsyncSession) -> None:
+    await _numbers(session)
+    chunks = [
+        chunk
+        async for chunk in tk.stream_df(
+            "SELECT * FROM numbers ORDER BY n", chunk_size=1_200, session=session, progress=False
+        )
+    ]
+    assert [len(c) for c in chunks] == [1_200, 1_200, 1_200, 1_200, 200]
+    whole = pd.concat(chunks, ignore_index=True)
+    pd.testing.assert_frame_equal(
+        whole, await tk.df("SELECT * FROM numbers ORDER BY n", session=session)
+    )
+
+
+async def test_stream_df_on_its_own_connection_can_stop_early(db: tk.Database) -> None:
+    seen = 0
+    async for chunk in tk.stream_df(
+        "SELECT g FROM generate_series(1, 100000) g", chunk_size=1_000, database=db
+    ):
+        seen += len(chunk)
+        if seen >= 3_000:
+            break
+    assert seen == 3_000
+    # The connection went back to the pool cleanly: the next query works.
+    assert (await tk.df("SELECT 1 AS one", database=db))["one"].tolist() == [1]
+
+
+async def test_to_table_creates_a_table_that_reads_back_equal(session: AsyncSession) -> None:
+    frame = pd.DataFrame(
+        {
+            "id": pd.array([1, 2, None], dtype="Int64"),
+            "name": pd.array(["a,b", "", None], dtype="string[pyarrow]"),
+            "score": [1.5, float("nan"), 3.25],
+            "ok": pd.array([True, None, False], dtype="boolean"),
+            "at": pd.to_datetime(["2024-01-01T10:00:00Z", "2024-06-01T00:00:00Z", None], utc=True),
+        }
+    )
+    assert await tk.to_table(frame, "written", session=session) == 3
+    back = await tk.df("SELECT * FROM written", session=session)
+    assert back["id"].tolist() == [1, 2, pd.NA]
+    assert back["name"].tolist() == ["a,b", "", pd.NA]
+    assert back["ok"].tolist() == [True, pd.NA, False]
+    assert back["at"].tolist()[:2] == frame["at"].tolist()[:2]
+    assert back["at"].isna().tolist() == [False, False, True]
+
+
+async def test_to_table_refuses_to_overwrite_unless_told(session: AsyncSession) -> None:
+    frame = pd.DataFrame({"x": [1, 2]})
+    await tk.to_table(frame, "twice", session=session)
+    with pytest.raises(ToolkitError, match="already exists"):
+        await tk.to_table(frame, "twice", session=session)
+    await tk.to_table(frame, "twice", if_exists="append", session=session)
+    assert len(await tk.df("SELECT * FROM twice", session=session)) == 4
+    await tk.to_table(frame.head(1), "twice", if_exists="replace", session=session)
+    assert len(await tk.df("SELECT * FROM twice", session=session)) == 1
+
+
+async def test_to_table_is_atomic(session: AsyncSession) -> None:
+    await session.execute(text("CREATE TABLE strict_target (x int NOT NULL)"))
+    await session.commit()  # releases the savepoint; the outer test transaction remains
+    bad = pd.DataFrame({"x": pd.array([1, 2, None], dtype="Int64")})
+    with pytest.raises(tk.DatabaseError):
+        await tk.to_table(bad, "strict_target", if_exists="append", session=session)
+    await session.rollback()
+    assert (await tk.df("SELECT count(*) AS n FROM strict_target", session=session))["n"][0] == 0

@@ -22,7 +22,7 @@ from toolkit.errors import (
     ServerError,
     ToolkitError,
 )
-from toolkit.frames import df, to_dataframe
+from toolkit.frames import df, stream_df, to_dataframe, to_table
 from toolkit.migrate import downgrade, migrate
 from toolkit.notebook.bridge import run
 
@@ -44,5 +44,7 @@ __all__ = [
     "run",
     "seed_demo",
     "session",
+    "stream_df",
     "to_dataframe",
+    "to_table",
 ]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from asyncpg import PostgresError
 from sqlalchemy.exc import DBAPIError
 
 __all__ = [
@@ -156,13 +157,18 @@ def from_dbapi_error(exc: BaseException) -> DatabaseError | None:
 
 @contextmanager
 def translated() -> Iterator[None]:
-    """Re-raise mapped driver errors as toolkit errors (unmapped ones pass unchanged)."""
+    """Re-raise database errors as toolkit errors: a SQLSTATE subclass where one is
+    mapped, else a plain DatabaseError; ``.original`` keeps the driver's exception."""
     try:
         yield
-    except DBAPIError as exc:
+    except (DBAPIError, PostgresError) as exc:
         mapped = from_dbapi_error(exc)
         if mapped is None:
-            raise
+            code = sqlstate_of(exc)
+            if code is None:
+                raise  # not a server error (e.g. a closed connection): keep it as it is
+            mapped = DatabaseError(_server_message(exc), sqlstate=code)
+            mapped.original = exc
         raise mapped from None  # the server's message is in it; the driver chain is noise
 
 

@@ -1,0 +1,220 @@
+"""PostgreSQL result types -> Arrow columns -> pandas columns.
+
+Every path that builds a DataFrame (rows over the binary protocol, CSV over COPY, streamed
+chunks) goes through here, so the same query gives the same dtypes whichever path ran it.
+Types come from the result description PostgreSQL sends, never guessed from values.
+
+========================  ==========================  ============================
+PostgreSQL                Arrow (both backends)        pandas, ``numpy_nullable``
+========================  ==========================  ============================
+int2 / int4 / int8        int16 / int32 / int64        Int16 / Int32 / Int64
+float4 / float8           float32 / float64            Float32 / Float64
+bool                      bool                         boolean
+text, varchar, enums...   string                       string[pyarrow]
+numeric                   decimal128(38, max scale)    decimal128[pyarrow] (exact)
+date / time               date32 / time64[us]          date32[pyarrow] / time64[pyarrow]
+timestamp                 timestamp[us]                datetime64[us]
+timestamptz               timestamp[us, UTC]           datetime64[us, UTC]
+uuid / json / jsonb       -                            object: UUID / parsed JSON
+anything else             -                            object: the value asyncpg decodes
+========================  ==========================  ============================
+
+NULL stays NULL everywhere (``<NA>``/``NaT``), distinct from float NaN and from ''.
+A numeric column with NaN/Infinity or more than 38 digits falls back to ``Decimal``
+objects. ``dtype_backend="pyarrow"`` keeps every Arrow-typed column as ``ArrowDtype``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["Column", "DtypeBackend", "column_from_values", "columns_from_attributes", "frame"]
+
+DtypeBackend = Literal["numpy_nullable", "pyarrow"]
+
+_ARROW: dict[str, pa.DataType] = {
+    "int2": pa.int16(),
+    "int4": pa.int32(),
+    "int8": pa.int64(),
+    "oid": pa.int64(),
+    "float4": pa.float32(),
+    "float8": pa.float64(),
+    "bool": pa.bool_(),
+    "text": pa.string(),
+    "varchar": pa.string(),
+    "bpchar": pa.string(),
+    "name": pa.string(),
+    "char": pa.string(),
+    "citext": pa.string(),
+    "date": pa.date32(),
+    "time": pa.time64("us"),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+}
+# Read as text by the COPY path, then converted (exactly) on the client.
+_TEXT_THEN_CONVERT = {"numeric", "uuid", "json", "jsonb"}
+
+_NULLABLE: dict[pa.DataType, Any] = {
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.float32(): pd.Float32Dtype(),
+    pa.float64(): pd.Float64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.string(): pd.StringDtype("pyarrow"),
+    pa.large_string(): pd.StringDtype("pyarrow"),
+}
+_NUMERIC_SPECIALS = ["NaN", "Infinity", "-Infinity"]
+_MAX_DIGITS = 38
+
+
+@dataclass(frozen=True)
+class Column:
+    """One result column: its name and how its values are represented."""
+
+    name: str
+    pg_type: str
+
+    @property
+    def arrow_type(self) -> pa.DataType | None:
+        """The Arrow type of this column, or None when it becomes Python objects."""
+        return _ARROW.get(self.pg_type)
+
+    @property
+    def copy_safe(self) -> bool:
+        """True when COPY's CSV text of this type converts back exactly."""
+        return self.pg_type in _ARROW or self.pg_type in _TEXT_THEN_CONVERT
+
+    @property
+    def csv_type(self) -> pa.DataType:
+        """The type the CSV reader parses this column as."""
+        return self.arrow_type or pa.string()
+
+
+def columns_from_attributes(attributes: Sequence[Any]) -> list[Column]:
+    """Columns from asyncpg's ``PreparedStatement.get_attributes()``.
+
+    Enums (and other scalar types whose text is the value) are read as text.
+    """
+    columns = []
+    for attribute in attributes:
+        pg_type = attribute.type.name
+        if pg_type not in _ARROW and pg_type not in _TEXT_THEN_CONVERT:
+            kind = getattr(attribute.type, "kind", "")
+            if kind == "scalar" and _is_enum(attribute.type):
+                pg_type = "text"
+        columns.append(Column(attribute.name, pg_type))
+    return columns
+
+
+def _is_enum(pg_type: Any) -> bool:
+    # asyncpg reports user-defined enums as scalar types outside pg_catalog.
+    return str(getattr(pg_type, "schema", "pg_catalog")) != "pg_catalog"
+
+
+# Building columns ----------------------------------------------------------------
+
+
+def column_from_values(column: Column, values: Sequence[Any]) -> pa.Array | list[Any]:
+    """A column from the Python values asyncpg decoded (the row path)."""
+    if column.arrow_type is not None:
+        return pa.array(values, type=column.arrow_type)
+    if column.pg_type == "numeric":
+        return _decimals_from_values(values)
+    if column.pg_type == "uuid":
+        return [None if v is None else uuid.UUID(bytes=v.bytes) for v in values]
+    if column.pg_type in ("json", "jsonb"):
+        return [json.loads(v) if isinstance(v, str) else v for v in values]
+    return list(values)
+
+
+def column_from_text(column: Column, array: pa.ChunkedArray) -> pa.ChunkedArray | list[Any]:
+    """A column from the CSV reader's output (the COPY path)."""
+    if column.pg_type == "numeric":
+        return _decimals_from_text(array)
+    if column.pg_type == "uuid":
+        return [None if v is None else uuid.UUID(v) for v in array.to_pylist()]
+    if column.pg_type in ("json", "jsonb"):
+        return [None if v is None else json.loads(v) for v in array.to_pylist()]
+    return array
+
+
+def _decimals_from_values(values: Sequence[Decimal | None]) -> pa.Array | list[Any]:
+    scale = 0
+    for value in values:
+        if value is None:
+            continue
+        if not value.is_finite():
+            return list(values)
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)
+        scale = max(scale, -exponent)
+    try:
+        return pa.array(values, type=pa.decimal128(_MAX_DIGITS, min(scale, _MAX_DIGITS)))
+    except (pa.ArrowInvalid, ValueError):
+        return list(values)  # more than 38 digits: keep Decimal objects
+
+
+def _decimals_from_text(array: pa.ChunkedArray) -> pa.ChunkedArray | list[Any]:
+    if pc.any(pc.is_in(array, pa.array(_NUMERIC_SPECIALS))).as_py():
+        return _as_decimals(array)
+    dot = pc.find_substring(array, ".")
+    fraction = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.utf8_length(array), dot), 1)
+    scale = max(0, (pc.max(fraction).as_py() or 1) - 1)
+    try:
+        return pc.cast(array, pa.decimal128(_MAX_DIGITS, min(scale, _MAX_DIGITS)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _as_decimals(array)
+
+
+def _as_decimals(array: pa.ChunkedArray) -> list[Any]:
+    return [None if v is None else Decimal(v) for v in array.to_pylist()]
+
+
+# To pandas ---------------------------------------------------------------------
+
+
+def _to_pandas(data: pa.Array | pa.ChunkedArray, backend: DtypeBackend) -> Any:
+    """One Arrow column -> one pandas array, through the dtype's own ``__from_arrow__``.
+
+    (Faster than ``Table.to_pandas`` for small results, and the same for large ones.)
+    """
+    arrow_type = data.type
+    if backend == "pyarrow":
+        return pd.ArrowDtype(arrow_type).__from_arrow__(data)  # type: ignore[attr-defined]
+    if arrow_type in _NULLABLE:
+        return _NULLABLE[arrow_type].__from_arrow__(data)
+    if pa.types.is_timestamp(arrow_type):
+        if arrow_type.tz is not None:
+            return pd.DatetimeTZDtype("us", arrow_type.tz).__from_arrow__(data)
+        return data.to_numpy()  # datetime64[us], NULL -> NaT
+    # decimal, date, time: exact Arrow types
+    return pd.ArrowDtype(arrow_type).__from_arrow__(data)  # type: ignore[attr-defined]
+
+
+def frame(
+    columns: Sequence[Column],
+    data: Sequence[pa.Array | pa.ChunkedArray | list[Any]],
+    backend: DtypeBackend,
+) -> pd.DataFrame:
+    """Assemble the DataFrame.
+
+    Columns are placed by position, so duplicate names (legal in SQL) are kept; columns of
+    Python objects (uuid, json, exotic types) become ``object`` columns.
+    """
+    arrays = {
+        i: pd.Series(d, dtype=object) if isinstance(d, list) else _to_pandas(d, backend)
+        for i, d in enumerate(data)
+    }
+    result = pd.DataFrame(arrays) if arrays else pd.DataFrame()
+    result.columns = pd.Index([c.name for c in columns])
+    return result

@@ -179,3 +179,12 @@ async def test_to_table_is_atomic(session: AsyncSession) -> None:
         await tk.to_table(bad, "strict_target", if_exists="append", session=session)
     await session.rollback()
     assert (await tk.df("SELECT count(*) AS n FROM strict_target", session=session))["n"][0] == 0
+
+
+async def test_to_table_in_a_fresh_session_belongs_to_its_transaction(db: tk.Database) -> None:
+    """SQLAlchemy begins lazily; the COPY must not commit on its own before that."""
+    async with db.async_session() as fresh:
+        await tk.to_table(pd.DataFrame({"x": [1]}), "never_committed", session=fresh)
+        await fresh.rollback()
+    gone = await tk.df("SELECT to_regclass('never_committed') IS NULL AS gone", database=db)
+    assert gone["gone"].tolist() == [True]

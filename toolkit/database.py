@@ -35,6 +35,7 @@ __all__ = [
     "Database",
     "async_session",
     "connect",
+    "driver_connection",
     "get_database",
     "get_engine",
     "get_session",
@@ -304,6 +305,31 @@ async def get_session() -> AsyncGenerator[AsyncSession, None]:
     """The seed's FastAPI dependency, typed as what it is: an async generator."""
     async with get_database().session() as s:
         yield s
+
+
+@asynccontextmanager
+async def driver_connection(
+    session: AsyncSession | None = None,
+    database: Database | None = None,
+    *,
+    write: bool = False,
+) -> AsyncIterator[Any]:
+    """The asyncpg connection under ``session`` (inside its transaction), else a pooled one.
+
+    For COPY and array statements the toolkit talks to asyncpg directly. SQLAlchemy's
+    adapter only sends BEGIN when it first executes, so with ``write=True`` it is made to
+    begin now: the writes then belong to the session's transaction, and its rollback
+    undoes them, instead of committing on their own.
+    """
+    if session is not None:
+        conn = await session.connection()
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        if write and not raw.is_in_transaction():
+            await conn.exec_driver_sql("SELECT 1")
+        yield raw
+        return
+    async with (database or get_database()).engine.connect() as conn:
+        yield (await conn.get_raw_connection()).driver_connection
 
 
 async_session: async_sessionmaker[AsyncSession] = _LoopBoundSessionmaker(None)

@@ -27,7 +27,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any, cast
 
 import pandas as pd
@@ -35,12 +35,12 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.engine import Dialect, Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from toolkit import errors, pgtypes
-from toolkit.database import Database, get_database
+from toolkit.database import Database, driver_connection
 from toolkit.pgtypes import Column, DtypeBackend
 
 __all__ = ["COPY_THRESHOLD", "df", "stream_df", "to_dataframe", "to_table"]
@@ -79,7 +79,7 @@ async def df(
     """
     statement = _statement(query, params)
     with errors.translated():
-        async with _raw_connection(session, database) as raw:
+        async with driver_connection(session, database) as raw:
             sql, args = _compile(statement, params)
             prepared = await _prepare(raw, sql)
             columns = pgtypes.columns_from_attributes(prepared.get_attributes())
@@ -112,7 +112,7 @@ async def stream_df(
     statement = _statement(query, params)
     show = _in_notebook() if progress is None else progress
     with errors.translated():
-        async with _raw_connection(session, database) as raw:
+        async with driver_connection(session, database) as raw:
             sql, args = _compile(statement, params)
             transaction = raw.transaction() if not raw.is_in_transaction() else nullcontext()
             async with transaction:  # a cursor lives inside a transaction
@@ -158,37 +158,36 @@ async def to_table(
         for name, field in zip(arrow.column_names, arrow.schema, strict=True)
     ]
     with errors.translated():
-        async with _raw_connection(session, database) as raw:
-            transaction = raw.transaction() if not raw.is_in_transaction() else nullcontext()
-            async with transaction:
-                exists = await raw.fetchval(
-                    "SELECT to_regclass($1) IS NOT NULL", _qualified(table, schema)
+        async with (
+            driver_connection(session, database, write=True) as raw,
+            raw.transaction(),  # a savepoint inside the caller's transaction
+        ):
+            exists = await raw.fetchval(
+                "SELECT to_regclass($1) IS NOT NULL", _qualified(table, schema)
+            )
+            if exists and if_exists == "fail":
+                raise errors.ToolkitError(
+                    f"table {table!r} already exists - pass if_exists='append' to add "
+                    "rows or if_exists='replace' to recreate it"
                 )
-                if exists and if_exists == "fail":
-                    raise errors.ToolkitError(
-                        f"table {table!r} already exists - pass if_exists='append' to add "
-                        "rows or if_exists='replace' to recreate it"
-                    )
-                if exists and if_exists == "replace":
-                    await raw.execute(f"DROP TABLE {_qualified(table, schema)}")
-                if not exists or if_exists == "replace":
-                    definition = ", ".join(f"{_quote(n)} {t}" for n, t in columns)
-                    await raw.execute(f"CREATE TABLE {_qualified(table, schema)} ({definition})")
-                buffer = io.BytesIO()
-                pcsv.write_csv(
-                    arrow,
-                    buffer,
-                    pcsv.WriteOptions(include_header=False, quoting_style="needed"),
-                )
-                buffer.seek(0)
-                await raw.copy_to_table(
-                    table,
-                    source=buffer,
-                    columns=list(arrow.column_names),
-                    schema_name=schema,
-                    format="csv",
-                )
+            if exists and if_exists == "replace":
+                await raw.execute(f"DROP TABLE {_qualified(table, schema)}")
+            if not exists or if_exists == "replace":
+                definition = ", ".join(f"{_quote(n)} {t}" for n, t in columns)
+                await raw.execute(f"CREATE TABLE {_qualified(table, schema)} ({definition})")
+            await copy_arrow(raw, arrow, table, schema)
     return int(arrow.num_rows)
+
+
+async def copy_arrow(raw: Any, arrow: pa.Table, table: str, schema: str | None) -> None:
+    """COPY an Arrow table into ``table``: CSV written by Arrow's C++ writer, no Python
+    object per cell. Unquoted empty fields are NULL; empty strings are written quoted."""
+    buffer = io.BytesIO()
+    pcsv.write_csv(arrow, buffer, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
+    buffer.seek(0)
+    await raw.copy_to_table(
+        table, source=buffer, columns=list(arrow.column_names), schema_name=schema, format="csv"
+    )
 
 
 def to_dataframe(items: Iterable[Any]) -> pd.DataFrame:
@@ -264,32 +263,6 @@ def _require_rows(columns: Sequence[Column]) -> None:
         raise errors.ToolkitError(
             "df() needs a statement that returns rows - use a session's execute() for others"
         )
-
-
-# Connections -----------------------------------------------------------------------
-
-
-def _raw_connection(
-    session: AsyncSession | None, database: Database | None
-) -> AbstractAsyncContextManager[Any]:
-    """The asyncpg connection under the session (inside its transaction) or a pooled one."""
-
-    @asynccontextmanager
-    async def from_session(s: AsyncSession) -> AsyncIterator[Any]:
-        yield await _driver_connection(await s.connection())
-
-    @asynccontextmanager
-    async def from_pool(db: Database) -> AsyncIterator[Any]:
-        async with db.engine.connect() as conn:
-            yield await _driver_connection(conn)
-
-    if session is not None:
-        return from_session(session)
-    return from_pool(database or get_database())
-
-
-async def _driver_connection(conn: AsyncConnection) -> Any:
-    return (await conn.get_raw_connection()).driver_connection
 
 
 async def _prepare(raw: Any, sql: str) -> Any:

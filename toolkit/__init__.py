@@ -5,6 +5,7 @@ database is resolved on first use (TOOLKIT_DATABASE_URL, DATABASE_URL, else an e
 PostgreSQL started for you).
 """
 
+from toolkit.bulk import bulk_delete, bulk_insert, bulk_update, upsert
 from toolkit.database import (
     Database,
     async_session,
@@ -34,6 +35,9 @@ __all__ = [
     "ServerError",
     "ToolkitError",
     "async_session",
+    "bulk_delete",
+    "bulk_insert",
+    "bulk_update",
     "connect",
     "df",
     "downgrade",
@@ -47,4 +51,5 @@ __all__ = [
     "stream_df",
     "to_dataframe",
     "to_table",
+    "upsert",
 ]

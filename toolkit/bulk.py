@@ -1,0 +1,400 @@
+"""Bulk operations: COPY-speed inserts, update/delete/upsert by key in array statements.
+
+The seed's ``deactivate_users`` teaches the pattern (one UPDATE, a rowcount); these are
+the versions that scale:
+
+* ``bulk_insert`` streams rows with COPY (binary, from Python rows; CSV written by Arrow,
+  from a DataFrame), applying the columns' Python-side defaults.
+* ``bulk_update``, ``bulk_delete`` and ``upsert`` send each column as one array
+  parameter (``UPDATE ... FROM unnest($1::int[], $2::text[])``): a 40,000-row batch is one
+  statement of a few parameters, far from asyncpg's 32,767-parameter limit, and the
+  server's work dominates.
+
+Every operation is atomic: it runs in one transaction (a savepoint inside the caller's
+session), so a failing row leaves nothing changed. Duplicate keys in an update or upsert
+batch are refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import Column, Table, delete
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
+
+from toolkit import errors
+from toolkit.database import Database, driver_connection
+from toolkit.frames import _compile, copy_arrow
+
+__all__ = ["bulk_delete", "bulk_insert", "bulk_update", "upsert"]
+
+Target = type[Any] | Table
+Rows = Sequence[Mapping[str, Any]] | pd.DataFrame
+
+CHUNK = 50_000
+"""Rows per statement (or COPY) inside the one transaction: bounds memory, feeds the bar."""
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+# Public API ------------------------------------------------------------------------
+
+
+async def bulk_insert(
+    target: Target | str,
+    rows: Rows | Sequence[Sequence[Any]],
+    *,
+    columns: Sequence[str] | None = None,
+    returning: bool = False,
+    session: AsyncSession | None = None,
+    database: Database | None = None,
+    progress: bool | None = None,
+) -> int | list[Any]:
+    """Insert ``rows`` with COPY; returns the row count, or the new primary keys.
+
+    ``rows``: mappings, tuples (with ``columns``), or a DataFrame. Columns missing from
+    the rows get their Python-side defaults (``default=``) here and their server defaults
+    from PostgreSQL. ``returning=True`` reserves ids from the table's sequence first, so
+    the keys come back in the order of the rows.
+    """
+    table = _table(target) if not isinstance(target, str) else None
+    name, schema = (table.name, table.schema) if table is not None else _split_name(str(target))
+    with errors.translated():
+        async with (
+            driver_connection(session, database, write=True) as raw,
+            raw.transaction(),
+        ):
+            if isinstance(rows, pd.DataFrame):
+                arrow = pa.Table.from_pandas(rows, preserve_index=False)
+                ids = await _reserve_ids(raw, table, arrow.column_names, arrow.num_rows, returning)
+                if ids is not None:
+                    arrow = arrow.append_column(_pk(table).name, pa.array(ids))
+                await copy_arrow(raw, arrow, name, schema)
+                return ids if ids is not None else int(arrow.num_rows)
+            names, records = _records(table, rows, columns)
+            ids = await _reserve_ids(raw, table, names, len(records), returning)
+            if ids is not None:
+                names = [*names, _pk(table).name]
+                records = [(*r, i) for r, i in zip(records, ids, strict=True)]
+            bar = _bar(len(records), progress, "bulk_insert")
+            for chunk in _chunks(records):
+                await raw.copy_records_to_table(
+                    name, records=chunk, columns=names, schema_name=schema
+                )
+                bar.update(len(chunk))
+            bar.close()
+            return ids if ids is not None else len(records)
+
+
+async def bulk_update(
+    model: Target,
+    rows: Rows,
+    *,
+    session: AsyncSession | None = None,
+    database: Database | None = None,
+    progress: bool | None = None,
+) -> int:
+    """Update rows by primary key; returns how many rows were updated.
+
+    Each row holds the primary key and the columns to set (all rows the same columns).
+    Rows whose key does not exist are skipped (not counted).
+    """
+    table = _table(model)
+    names, records = _records(table, rows, None, defaults=False)
+    keys = [c.name for c in table.primary_key.columns]
+    missing = [k for k in keys if k not in names]
+    if missing:
+        raise errors.ToolkitError(f"bulk_update needs the primary key in every row: {missing}")
+    setting = [n for n in names if n not in keys]
+    if not setting:
+        raise errors.ToolkitError("bulk_update rows hold only the key - name a column to set")
+    _refuse_duplicates(records, [names.index(k) for k in keys], "bulk_update")
+    target = _format(table)
+    source = _unnest(table, names)
+    sql = (
+        f"UPDATE {target} AS t SET "
+        + ", ".join(f"{_q(n)} = v.{_q(n)}" for n in setting)
+        + f" FROM {source} WHERE "
+        + " AND ".join(f"t.{_q(k)} = v.{_q(k)}" for k in keys)
+    )
+    return await _run_batches(sql, names, records, session, database, progress, "bulk_update")
+
+
+async def upsert(
+    model: Target,
+    rows: Rows,
+    *,
+    on: Sequence[str | Column[Any]] | None = None,
+    update: Sequence[str | Column[Any]] | None = None,
+    session: AsyncSession | None = None,
+    database: Database | None = None,
+    progress: bool | None = None,
+) -> int:
+    """INSERT ... ON CONFLICT (``on``) DO UPDATE; returns rows inserted or updated.
+
+    ``on`` defaults to the primary key (it needs a unique index); ``update`` defaults to
+    every given column outside ``on`` (``update=[]``: DO NOTHING, keep existing rows).
+    Two rows with the same ``on`` key are refused: PostgreSQL would reject the batch.
+    """
+    table = _table(model)
+    names, records = _records(table, rows, None)
+    conflict = [_name(c) for c in on] if on else [c.name for c in table.primary_key.columns]
+    given = _given_names(rows)
+    changing = (
+        [_name(c) for c in update]
+        if update is not None
+        else [n for n in given if n not in conflict]
+    )
+    unknown = [n for n in [*conflict, *changing] if n not in names]
+    if unknown:
+        raise errors.ToolkitError(f"upsert: columns {unknown} are not in the rows")
+    _refuse_duplicates(records, [names.index(k) for k in conflict], "upsert")
+    action = (
+        "DO UPDATE SET " + ", ".join(f"{_q(n)} = EXCLUDED.{_q(n)}" for n in changing)
+        if changing
+        else "DO NOTHING"
+    )
+    sql = (
+        f"INSERT INTO {_format(table)} ({', '.join(_q(n) for n in names)}) "
+        f"SELECT * FROM {_unnest(table, names)} "
+        f"ON CONFLICT ({', '.join(_q(n) for n in conflict)}) {action}"
+    )
+    return await _run_batches(sql, names, records, session, database, progress, "upsert")
+
+
+async def bulk_delete(
+    model: Target,
+    where: ColumnElement[bool] | Sequence[Any],
+    *,
+    session: AsyncSession | None = None,
+    database: Database | None = None,
+) -> int:
+    """Delete by primary keys (a list; tuples for a composite key) or by a WHERE clause.
+
+    Returns how many rows were deleted.
+    """
+    table = _table(model)
+    with errors.translated():
+        async with (
+            driver_connection(session, database, write=True) as raw,
+            raw.transaction(),
+        ):
+            if isinstance(where, ColumnElement):
+                sql, args = _compile(delete(table).where(where), None)
+                return _count(await raw.execute(sql, *args))
+            keys = [c.name for c in table.primary_key.columns]
+            records = [tuple(k) if len(keys) > 1 else (k,) for k in where]
+            sql = (
+                f"DELETE FROM {_format(table)} AS t USING {_unnest(table, keys)} WHERE "
+                + " AND ".join(f"t.{_q(k)} = v.{_q(k)}" for k in keys)
+            )
+            total = 0
+            for chunk in _chunks(records):
+                total += _count(await raw.execute(sql, *_arrays(chunk, len(keys))))
+            return total
+
+
+# Rows ------------------------------------------------------------------------------
+
+
+def _table(target: Target) -> Table:
+    table = getattr(target, "__table__", target)
+    if not isinstance(table, Table):
+        raise TypeError(f"expected a mapped class or a Table, got {target!r}")
+    return table
+
+
+def _split_name(name: str) -> tuple[str, str | None]:
+    schema, dot, table = name.rpartition(".")
+    return (table, schema) if dot else (name, None)
+
+
+def _pk(table: Table | None) -> Column[Any]:
+    if table is None or len(table.primary_key.columns) != 1:
+        raise errors.ToolkitError("returning=True needs a mapped class with a one-column key")
+    return next(iter(table.primary_key.columns))
+
+
+def _name(column: str | Column[Any]) -> str:
+    return column if isinstance(column, str) else column.name
+
+
+def _given_names(rows: Rows) -> list[str]:
+    if isinstance(rows, pd.DataFrame):
+        return [str(c) for c in rows.columns]
+    return list(rows[0]) if rows else []
+
+
+def _records(
+    table: Table | None,
+    rows: Rows | Sequence[Sequence[Any]],
+    columns: Sequence[str] | None,
+    *,
+    defaults: bool = True,
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and one tuple per row, with Python-side defaults filled in."""
+    if isinstance(rows, pd.DataFrame):
+        frame = rows.astype(object).where(rows.notna(), None)
+        names = [str(c) for c in frame.columns]
+        records = list(frame.itertuples(index=False, name=None))
+    elif not rows:
+        return list(columns or []), []
+    elif isinstance(rows[0], Mapping):
+        mapped: Sequence[Mapping[str, Any]] = rows  # type: ignore[assignment]
+        names = list(mapped[0])
+        for row in mapped:
+            if len(row) != len(names) or any(n not in row for n in names):
+                raise errors.ToolkitError(
+                    f"every row needs the same columns: {sorted(row)} differs from {names}"
+                )
+        records = [tuple(row[n] for n in names) for row in mapped]
+    else:
+        if columns is None:
+            raise errors.ToolkitError("rows given as tuples need columns=[...] to name them")
+        names = list(columns)
+        records = [tuple(r) for r in rows]
+    if table is not None:
+        unknown = [n for n in names if n not in table.columns]
+        if unknown:
+            raise errors.ToolkitError(
+                f"{table.name} has no column {unknown}; columns: {list(table.columns.keys())}"
+            )
+        if defaults:
+            names, records = _with_defaults(table, names, records)
+    return names, records
+
+
+def _with_defaults(
+    table: Table, names: list[str], records: list[tuple[Any, ...]]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Add omitted columns that have a Python-side default (server defaults need nothing)."""
+    extra = [
+        c
+        for c in table.columns
+        if c.name not in names
+        and c.default is not None
+        and not c.primary_key
+        and getattr(c.default, "is_scalar", False) | getattr(c.default, "is_callable", False)
+    ]
+    if not extra:
+        return names, records
+    values = []
+    for column in extra:
+        default: Any = column.default
+        values.append((default.is_callable, default.arg))
+    filled = [
+        (*r, *(arg(None) if is_callable else arg for is_callable, arg in values)) for r in records
+    ]
+    return [*names, *(c.name for c in extra)], filled
+
+
+def _refuse_duplicates(records: list[tuple[Any, ...]], positions: list[int], what: str) -> None:
+    counts = Counter(tuple(r[p] for p in positions) for r in records)
+    repeated = [k if len(k) > 1 else k[0] for k, n in counts.items() if n > 1]
+    if repeated:
+        raise errors.ToolkitError(
+            f"{what}: {len(repeated)} key(s) appear more than once in the batch, e.g. "
+            f"{repeated[:5]} - de-duplicate the rows first (nothing was changed)"
+        )
+
+
+# SQL -------------------------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return str(_PG.identifier_preparer.quote(name))
+
+
+def _format(table: Table) -> str:
+    return str(_PG.identifier_preparer.format_table(table))
+
+
+def _unnest(table: Table | None, names: Sequence[str]) -> str:
+    """``unnest($1::type[], ...) AS v(a, b)``: one array parameter per column."""
+    if table is None:
+        raise errors.ToolkitError("this operation needs a mapped class or a Table")
+    arrays = ", ".join(
+        f"${i}::{table.columns[n].type.compile(dialect=_PG)}[]" for i, n in enumerate(names, 1)
+    )
+    return f"unnest({arrays}) AS v({', '.join(_q(n) for n in names)})"
+
+
+def _arrays(records: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return (
+        [list(column) for column in zip(*records, strict=True)]
+        if records
+        else [[] for _ in range(width)]
+    )
+
+
+def _count(status: str) -> int:
+    """The row count of a command tag: ``UPDATE 40000``, ``INSERT 0 7``, ``DELETE 3``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _run_batches(
+    sql: str,
+    names: list[str],
+    records: list[tuple[Any, ...]],
+    session: AsyncSession | None,
+    database: Database | None,
+    progress: bool | None,
+    what: str,
+) -> int:
+    total = 0
+    with errors.translated():
+        async with (
+            driver_connection(session, database, write=True) as raw,
+            raw.transaction(),
+        ):
+            bar = _bar(len(records), progress, what)
+            for chunk in _chunks(records):
+                total += _count(await raw.execute(sql, *_arrays(chunk, len(names))))
+                bar.update(len(chunk))
+            bar.close()
+    return total
+
+
+async def _reserve_ids(
+    raw: Any, table: Table | None, names: Sequence[str], count: int, returning: bool
+) -> list[Any] | None:
+    if not returning:
+        return None
+    key = _pk(table)
+    if key.name in names:
+        raise errors.ToolkitError("returning=True reserves the keys itself: leave them out")
+    assert table is not None
+    return list(
+        await raw.fetchval(
+            "SELECT array_agg(nextval(pg_get_serial_sequence($1, $2))) FROM generate_series(1, $3)",
+            _format(table),
+            key.name,
+            count,
+        )
+        or []
+    )
+
+
+def _chunks(records: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
+    for start in range(0, len(records), CHUNK):
+        yield records[start : start + CHUNK]
+
+
+def _bar(total: int, enabled: bool | None, what: str) -> Any:
+    import warnings
+
+    from toolkit.frames import _in_notebook
+
+    show = (_in_notebook() and total > CHUNK) if enabled is None else enabled
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, disable=not show, unit="rows", desc=what, file=sys.stderr)

@@ -16,6 +16,17 @@ from tests.conftest import MakeDatabase
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+# Runs a block as a notebook cell would: top-level `await` allowed.
+RUNNER = """
+import ast, asyncio, sys
+source = sys.stdin.read()
+code = compile(source, "<README>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+result = eval(code, {"__name__": "__main__"})
+if asyncio.iscoroutine(result):
+    asyncio.run(result)
+"""
+
+
 def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
@@ -32,7 +43,8 @@ async def test_every_python_example_runs_against_a_fresh_database(
     for block in _python_blocks():
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-W", "error", "-c", block],
+            [sys.executable, "-W", "error", "-c", RUNNER],
+            input=block,
             env=env,
             capture_output=True,
             text=True,

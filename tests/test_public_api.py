@@ -9,6 +9,14 @@ import toolkit as tk
 # The names of DESIGN.md's public API that exist so far (later issues add the rest).
 CONTRACT = {
     "Database",
+    "Page",
+    "bulk_delete",
+    "bulk_insert",
+    "bulk_update",
+    "keyset",
+    "paginate",
+    "stream_df",
+    "upsert",
     "async_session",
     "connect",
     "df",

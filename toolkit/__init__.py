@@ -26,12 +26,16 @@ from toolkit.errors import (
 from toolkit.frames import df, stream_df, to_dataframe, to_table
 from toolkit.migrate import downgrade, migrate
 from toolkit.notebook.bridge import run
+from toolkit.pagination import KeysetPage, Page, PaginationError, keyset, keyset_page, paginate
 
 __all__ = [
     "ConfigurationError",
     "ConnectionFailed",
     "Database",
     "DatabaseError",
+    "KeysetPage",
+    "Page",
+    "PaginationError",
     "ServerError",
     "ToolkitError",
     "async_session",
@@ -44,7 +48,10 @@ __all__ = [
     "get_database",
     "get_engine",
     "get_session",
+    "keyset",
+    "keyset_page",
     "migrate",
+    "paginate",
     "run",
     "seed_demo",
     "session",

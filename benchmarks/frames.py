@@ -1,0 +1,737 @@
+"""Benchmark: PostgreSQL query -> pandas DataFrame, tk.df against the usual alternatives.
+
+Run by hand (not part of the test suite)::
+
+    .venv/bin/python benchmarks/frames.py [--rows 100,10000,100000,1000000] [--repeats 5]
+                                          [--slow-repeats 1] [--url URL]
+
+Every (approach, row count) runs in a fresh worker process (``--worker``) so that its peak
+RSS is its own. The parent stays small on purpose: on Linux a child's ``ru_maxrss`` starts
+at its parent's peak (it is carried over fork/exec), so the parent never imports pandas
+and leaves the database set-up to a subprocess (``--setup``) too.
+
+See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+TABLE = "bench_frames"
+TABLE_ROWS = 1_000_000
+SQL = f"SELECT * FROM {TABLE} WHERE id <= :rows"
+DEFAULT_ROWS = "100,10000,100000,1000000"
+SLOW_SECONDS = 5.0  # a warm-up slower than this gets --slow-repeats timed runs
+STREAM_CHUNK = 50_000
+URL_ENV = "TOOLKIT_BENCH_URL"  # carries the URL to workers when it holds a password
+
+# approach id -> (label, modules it needs)
+APPROACHES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "toolkit": ("tk.df", ()),
+    "toolkit-pyarrow": ("tk.df (pyarrow)", ()),
+    "asyncpg": ("asyncpg fetch+from_records", ("asyncpg",)),
+    "sqlalchemy-core": ("SQLAlchemy Core (async)", ()),
+    "sqlalchemy-orm": ("SQLAlchemy ORM (async)", ()),
+    "read_sql": ("pandas.read_sql (psycopg)", ("psycopg",)),
+    "connectorx": ("connectorx", ("connectorx",)),
+    "adbc": ("ADBC", ("adbc_driver_postgresql", "adbc_driver_manager")),
+}
+STREAM = "toolkit-stream"
+LABELS = {key: label for key, (label, _) in APPROACHES.items()}
+LABELS[STREAM] = f"tk.stream_df ({STREAM_CHUNK:,}/chunk)"
+
+COLUMNS = [
+    ("id", "bigint"),
+    ("n", "integer"),
+    ("color", "text"),
+    ("amount", "numeric(12,2)"),
+    ("created_at", "timestamp with time zone"),
+    ("note", "text"),
+    ("flag", "boolean"),
+]
+BUILD = f"""
+CREATE TABLE {TABLE} (
+    id bigint NOT NULL, n integer, color text, amount numeric(12,2),
+    created_at timestamptz, note text, flag boolean
+);
+INSERT INTO {TABLE}
+SELECT g,
+       CASE WHEN random() < 0.05 THEN NULL ELSE (random() * 2e6)::int - 1000000 END,
+       (ARRAY['red', 'orange', 'yellow', 'green', 'blue', 'indigo', 'violet'])
+           [1 + floor(random() * 7)::int],
+       CASE WHEN random() < 0.05 THEN NULL ELSE round((random() * 2e6 - 1e6)::numeric, 2) END,
+       timestamptz '2020-01-01 00:00:00+00' + random() * interval '5 years',
+       md5(g::text),
+       CASE WHEN random() < 0.05 THEN NULL ELSE random() < 0.5 END
+FROM generate_series(1, {TABLE_ROWS}) AS g;
+ALTER TABLE {TABLE} ADD PRIMARY KEY (id);
+"""
+
+
+# Set-up (runs in a subprocess: it imports toolkit) ---------------------------------
+
+
+def setup(url: str | None) -> dict[str, Any]:
+    """Resolve the URL (starting the embedded server if needed), build the table."""
+    import asyncio
+
+    import asyncpg
+
+    from toolkit import config, server
+
+    resolved = config.normalize_url(url) if url else server.start()
+    url_text = resolved.render_as_string(hide_password=False)
+
+    async def main() -> dict[str, Any]:
+        conn = await asyncpg.connect(_libpq_dsn(url_text))
+        try:
+            built = False
+            if not await _table_ok(conn):
+                started = time.perf_counter()
+                await conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+                async with conn.transaction():
+                    await conn.execute("SELECT setseed(0.42)")
+                    await conn.execute(BUILD)
+                await conn.execute(f"VACUUM (ANALYZE) {TABLE}")
+                built = time.perf_counter() - started
+                if not await _table_ok(conn):
+                    raise RuntimeError(f"{TABLE} does not look right after building it")
+            else:
+                await conn.execute(f"ANALYZE {TABLE}")
+            return {
+                "url": url_text,
+                "shown_url": str(config.mask_url(resolved)),
+                "server_version": await conn.fetchval("SHOW server_version"),
+                "server_version_full": await conn.fetchval("SELECT version()"),
+                "built_seconds": built,
+                "table_size": await conn.fetchval(
+                    f"SELECT pg_size_pretty(pg_total_relation_size('{TABLE}'))"
+                ),
+            }
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+async def _table_ok(conn: Any) -> bool:
+    columns = await conn.fetch(
+        """SELECT column_name, data_type, numeric_precision, numeric_scale
+           FROM information_schema.columns
+           WHERE table_schema = current_schema() AND table_name = $1
+           ORDER BY ordinal_position""",
+        TABLE,
+    )
+    found = [
+        (c["column_name"], f"numeric({c['numeric_precision']},{c['numeric_scale']})")
+        if c["data_type"] == "numeric"
+        else (c["column_name"], c["data_type"])
+        for c in columns
+    ]
+    if found != COLUMNS:
+        return False
+    row = await conn.fetchrow(f"SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM {TABLE}")
+    has_pk = await conn.fetchval(
+        "SELECT count(*) FROM pg_index WHERE indrelid = $1::regclass AND indisprimary", TABLE
+    )
+    return bool(row["n"] == TABLE_ROWS and row["lo"] == 1 and row["hi"] == TABLE_ROWS and has_pk)
+
+
+# URLs for each client -----------------------------------------------------------------
+
+
+def _libpq_dsn(url: str) -> str:
+    """``postgresql://...`` (libpq URI; asyncpg and ADBC read it), unix socket as ?host=."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _sqlalchemy_url(url: str, driver: str) -> Any:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername=f"postgresql+{driver}")
+
+
+def _connectorx_url(url: str) -> str:
+    """connectorx reaches a unix socket only with the socket directory percent-encoded as host."""
+    from urllib.parse import quote, urlencode
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    host = parsed.host or query.pop("host", None) or "localhost"
+    port = parsed.port or query.pop("port", None) or 5432
+    auth = quote(parsed.username or "", safe="")
+    if parsed.password is not None:
+        auth += ":" + quote(str(parsed.password), safe="")
+    extra = "?" + urlencode(query, doseq=True) if query else ""
+    return f"postgresql://{auth}@{quote(str(host), safe='')}:{port}/{parsed.database}{extra}"
+
+
+# Approaches (each: async set-up -> async run() returning a DataFrame) ---------------
+
+
+async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """(run, close) for ``name``; every import and connection happens here, untimed."""
+    import gc
+
+    import pandas as pd
+
+    params = {"rows": rows}
+    literal_sql = SQL.replace(":rows", str(int(rows)))
+
+    if name in ("toolkit", "toolkit-pyarrow", STREAM):
+        import toolkit as tk
+
+        db = tk.Database(url)
+        backend = "pyarrow" if name == "toolkit-pyarrow" else "numpy_nullable"
+
+        async def run_tk() -> Any:
+            return await tk.df(SQL, params, database=db, dtype_backend=backend)
+
+        async def run_stream() -> Any:
+            count = 0
+            async for chunk in tk.stream_df(
+                SQL, params, chunk_size=STREAM_CHUNK, database=db, progress=False
+            ):
+                count += len(chunk)
+            return count
+
+        return (run_stream if name == STREAM else run_tk), db.dispose
+
+    if name == "asyncpg":
+        import asyncpg
+
+        conn = await asyncpg.connect(_libpq_dsn(url))
+        statement = await conn.prepare(SQL.replace(":rows", "$1"))
+        names = [a.name for a in statement.get_attributes()]
+
+        async def run_asyncpg() -> Any:
+            gc.disable()
+            try:
+                records = await statement.fetch(rows)
+            finally:
+                gc.enable()
+            return pd.DataFrame.from_records(records, columns=names)
+
+        return run_asyncpg, conn.close
+
+    if name in ("sqlalchemy-core", "sqlalchemy-orm"):
+        from sqlalchemy import select
+        from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+        engine = create_async_engine(_sqlalchemy_url(url, "asyncpg"))
+        table, model = _schema()
+
+        async def run_core() -> Any:
+            async with engine.connect() as conn:
+                result = await conn.execute(select(table).where(table.c.id <= rows))
+                return pd.DataFrame([tuple(r) for r in result], columns=list(result.keys()))
+
+        keys = [c for c, _ in COLUMNS]
+
+        async def run_orm() -> Any:
+            async with AsyncSession(engine) as session:
+                objects = await session.scalars(select(model).where(model.id <= rows))
+                return pd.DataFrame([{k: getattr(o, k) for k in keys} for o in objects])
+
+        return (run_core if name == "sqlalchemy-core" else run_orm), engine.dispose
+
+    if name == "read_sql":
+        from sqlalchemy import create_engine
+
+        engine = create_engine(_sqlalchemy_url(url, "psycopg"))
+
+        async def run_read_sql() -> Any:
+            return pd.read_sql(literal_sql, engine)
+
+        async def close_engine() -> None:
+            engine.dispose()
+
+        return run_read_sql, close_engine
+
+    if name == "connectorx":
+        import connectorx as cx
+
+        cx_url = _connectorx_url(url)
+
+        async def run_cx() -> Any:
+            return cx.read_sql(cx_url, literal_sql)
+
+        async def nothing() -> None:
+            return None
+
+        return run_cx, nothing
+
+    if name == "adbc":
+        import adbc_driver_postgresql.dbapi
+
+        adbc = adbc_driver_postgresql.dbapi.connect(_libpq_dsn(url))
+
+        async def run_adbc() -> Any:
+            with adbc.cursor() as cur:
+                cur.execute(literal_sql)
+                return cur.fetch_arrow_table().to_pandas()
+
+        async def close_adbc() -> None:
+            adbc.close()
+
+        return run_adbc, close_adbc
+
+    raise SystemExit(f"unknown approach {name!r}")
+
+
+def _schema() -> tuple[Any, Any]:
+    """The Core table and the ORM class of bench_frames (declared, not reflected)."""
+    from sqlalchemy import BigInteger, Boolean, DateTime, Integer, Numeric, Text
+    from sqlalchemy.orm import DeclarativeBase, mapped_column
+
+    class Base(DeclarativeBase):
+        pass
+
+    class BenchFrame(Base):  # no annotations: this module has postponed (string) annotations
+        __tablename__ = TABLE
+
+        id = mapped_column(BigInteger, primary_key=True)
+        n = mapped_column(Integer)
+        color = mapped_column(Text)
+        amount = mapped_column(Numeric(12, 2))
+        created_at = mapped_column(DateTime(timezone=True))
+        note = mapped_column(Text)
+        flag = mapped_column(Boolean)
+
+    return BenchFrame.__table__, BenchFrame
+
+
+# The worker ----------------------------------------------------------------------------
+
+
+def _rss_kib() -> int:
+    """Current resident set size in KiB."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except OSError:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss // 1024)
+
+
+def _maxrss_kib() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak // 1024 if sys.platform == "darwin" else peak)  # bytes on macOS
+
+
+def worker(name: str, rows: int, repeats: int, slow_repeats: int, min_time: float, url: str):
+    import asyncio
+    import gc
+
+    import pandas as pd
+
+    async def main() -> dict[str, Any]:
+        run, close = await _approach(name, url, rows)
+        try:
+            gc.collect()
+            maxrss_before = _maxrss_kib()
+            baseline = _rss_kib()
+            started = time.perf_counter()
+            result = await run()
+            warmup = time.perf_counter() - started
+            if warmup > SLOW_SECONDS:
+                runs = min(repeats, slow_repeats)
+            elif min_time > 0 and warmup > 0:  # quick runs: more of them, for a stable median
+                runs = max(repeats, min(200, int(min_time / warmup)))
+            else:
+                runs = repeats
+            times = []
+            for _ in range(runs):
+                result = None  # the previous frame must not inflate this run's peak
+                gc.collect()
+                started = time.perf_counter()
+                result = await run()
+                times.append(time.perf_counter() - started)
+            peak = _maxrss_kib()  # before _describe, which allocates
+            return {
+                "approach": name,
+                "rows": rows,
+                "warmup": warmup,
+                "times": times,
+                "baseline_kib": baseline,
+                "maxrss_before_kib": maxrss_before,
+                "maxrss_kib": peak,
+                "delta_kib": peak - baseline,
+                **_describe(result, pd),
+            }
+        finally:
+            await close()
+
+    return asyncio.run(main())
+
+
+def _describe(result: Any, pd: Any) -> dict[str, Any]:
+    """Shape, dtypes and NULL counts of a result, to compare approaches' correctness."""
+    if not isinstance(result, pd.DataFrame):
+        return {"nrows": int(result)}
+    nulls = result.isna().sum()
+    first = result.iloc[int(result["id"].to_numpy().argmin())] if len(result) else None
+    return {
+        "nrows": len(result),
+        "frame_kib": int(result.memory_usage(deep=True).sum()) // 1024,
+        "columns": [str(c) for c in result.columns],
+        "dtypes": {str(c): str(t) for c, t in result.dtypes.items()},
+        "nulls": {str(c): int(v) for c, v in nulls.items()},
+        "first": {str(c): repr(v) for c, v in first.items()} if first is not None else {},
+    }
+
+
+# The parent ----------------------------------------------------------------------------
+
+
+def _run_child(args: Sequence[str], url: str | None, timeout: float) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.pop(URL_ENV, None)
+    if url is not None:
+        env[URL_ENV] = url
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-6:])
+        return {"error": f"exit {proc.returncode}: {tail}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _url_arg(url: str) -> tuple[str, str | None]:
+    """The URL for a worker's command line; one with a password travels in the environment."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).password:
+        return "-", url
+    return url, None
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds < 0.01:
+        return f"{seconds:.5f}"
+    if seconds < 1:
+        return f"{seconds:.4f}"
+    return f"{seconds:.3f}"
+
+
+def _mb(kib: float) -> str:
+    return f"{kib / 1024:.1f}"
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return "-"
+    return f"{value / base:.2f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    align = ["<"] + [">"] * (len(headers) - 1)
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True))
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def _median(result: dict[str, Any] | None) -> float | None:
+    if not result or "times" not in result:
+        return None
+    return statistics.median(result["times"])
+
+
+def _machine_info(setup_info: dict[str, Any]) -> list[str]:
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    cpu = ""
+    memory = ""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.splitlines()
+                if "model name" in line
+            ),
+            "",
+        )
+        meminfo = Path("/proc/meminfo").read_text().split()
+        memory = f", {int(meminfo[meminfo.index('MemTotal:') + 1]) / 2**20:.1f} GiB RAM"
+    except (OSError, ValueError, StopIteration):
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    packages = ", ".join(
+        f"{d} {version(d)}"
+        for d in (
+            "pandas",
+            "pyarrow",
+            "numpy",
+            "sqlalchemy",
+            "asyncpg",
+            "psycopg",
+            "connectorx",
+            "adbc-driver-postgresql",
+        )
+    )
+    return [
+        f"machine: {os.cpu_count()} cores ({usable} usable) {cpu}{memory}; "
+        f"{platform.system()} {platform.release()}",
+        f"python {platform.python_version()}; {packages}",
+        f"PostgreSQL {setup_info['server_version']} ({setup_info['server_version_full']})",
+        f"database: {setup_info['shown_url']}; {TABLE}: {TABLE_ROWS:,} rows x {len(COLUMNS)} "
+        f"columns, {setup_info['table_size']}"
+        + (
+            f" (built now in {setup_info['built_seconds']:.1f} s)"
+            if setup_info["built_seconds"]
+            else " (reused)"
+        ),
+    ]
+
+
+def parent(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    sizes = sorted({int(s.replace("_", "")) for s in args.rows.split(",") if s.strip()})
+    if any(not 0 < s <= TABLE_ROWS for s in sizes):
+        raise SystemExit(f"--rows: each size must be between 1 and {TABLE_ROWS:,}")
+    url = args.url or os.environ.get("TOOLKIT_DATABASE_URL", "").strip() or None
+
+    print(f"setting up (building {TABLE} if needed) ...", file=sys.stderr, flush=True)
+    setup_info = _run_child(["--setup"], url, timeout=1800)
+    if "error" in setup_info:
+        print(f"set-up failed: {setup_info['error']}", file=sys.stderr)
+        return 1
+    print("\n".join(_machine_info(setup_info)))
+    print(
+        f"query: {SQL}   (repeats {args.repeats}, {args.slow_repeats} when a run takes over "
+        f"{SLOW_SECONDS:.0f} s, more for runs under {args.min_time:g}/{args.repeats} s; "
+        "RSS = peak ru_maxrss minus RSS just before the first run)"
+    )
+
+    approaches = []
+    for key, (label, modules) in APPROACHES.items():
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"note: skipping {label}: {', '.join(missing)} not installed")
+        else:
+            approaches.append(key)
+
+    url_arg, url_env = _url_arg(setup_info["url"])
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def measure(key: str, rows: int) -> dict[str, Any]:
+        print(f"  {LABELS[key]} @ {rows:,} rows ...", file=sys.stderr, flush=True)
+        command = [
+            "--worker",
+            key,
+            str(rows),
+            str(args.repeats),
+            url_arg,
+            "--slow-repeats",
+            str(args.slow_repeats),
+            "--min-time",
+            str(args.min_time),
+        ]
+        result = _run_child(command, url_env, timeout=args.timeout)
+        if "error" in result:
+            print(f"note: {LABELS[key]} @ {rows:,} rows failed: {result['error']}")
+        elif result["nrows"] != rows:
+            print(f"note: {LABELS[key]} @ {rows:,} rows returned {result['nrows']:,} rows")
+        results[(key, rows)] = result
+        return result
+
+    for rows in sizes:
+        for key in approaches:
+            measure(key, rows)
+        _print_size(rows, approaches, results)
+
+    stream_rows = sizes[-1]
+    stream = measure(STREAM, stream_rows)
+    if "error" not in stream:
+        full = results.get(("toolkit", stream_rows), {})
+        print(
+            f"\n{LABELS[STREAM]} over {stream_rows:,} rows: median "
+            f"{_fmt_s(_median(stream) or 0)} s, peak RSS delta {_mb(stream['delta_kib'])} MB "
+            f"(abs {_mb(stream['maxrss_kib'])} MB) vs tk.df {_mb(full.get('delta_kib', 0))} MB"
+        )
+
+    _print_dtypes(sizes, approaches, results)
+    _print_targets(results, stream_rows)
+    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _print_size(rows: int, approaches: Sequence[str], results: dict[Any, Any]) -> None:
+    base = results.get(("toolkit", rows), {})
+    base_median, base_delta = _median(base), base.get("delta_kib")
+    lines = []
+    for key in approaches:
+        result = results.get((key, rows), {})
+        if "times" not in result:
+            lines.append([LABELS[key], "failed", *[""] * 8])
+            continue
+        median = statistics.median(result["times"])
+        lines.append(
+            [
+                LABELS[key],
+                _fmt_s(median),
+                _fmt_s(min(result["times"])),
+                _fmt_s(result["warmup"]),
+                _mb(result["delta_kib"]),
+                _mb(result["maxrss_kib"]),
+                _mb(result.get("frame_kib", 0)),
+                _ratio(median, base_median),
+                _ratio(result["delta_kib"], base_delta),
+                str(len(result["times"])),
+            ]
+        )
+    print(f"\n{rows:,} rows")
+    headers = ["approach", "median s", "min s", "1st run s", "peak RSS MB (delta)"]
+    headers += ["peak RSS MB (abs)", "frame MB", "x tk.df", "RSS x tk.df", "runs"]
+    print(_table(headers, lines))
+
+
+def _print_dtypes(sizes: Sequence[int], approaches: Sequence[str], results: dict[Any, Any]) -> None:
+    rows = sizes[-1]
+    present = [k for k in approaches if "dtypes" in results.get((k, rows), {})]
+    if not present:
+        return
+    columns = [c for c, _ in COLUMNS]
+    lines = [
+        [LABELS[k], *(results[(k, rows)]["dtypes"].get(c, "?") for c in columns)] for k in present
+    ]
+    print(f"\ndtypes at {rows:,} rows")
+    print(_table(["approach", *columns], lines))
+    nulls = {k: results[(k, rows)]["nulls"] for k in present}
+    reference = nulls[present[0]]
+    print(f"NULLs ({LABELS[present[0]]}): " + ", ".join(f"{c} {n:,}" for c, n in reference.items()))
+    for key in present[1:]:
+        differing = {c: n for c, n in nulls[key].items() if n != reference.get(c)}
+        if differing:
+            print(f"  {LABELS[key]} differs: {differing}")
+    print("first row (by id), repr of each value:")
+    for key in present:
+        first = results[(key, rows)]["first"]
+        print(f"  {LABELS[key]}: " + ", ".join(f"{c}={first.get(c)}" for c in columns if c != "id"))
+    # tk.df's two paths (binary rows below the COPY threshold, COPY above) must agree.
+    for key in ("toolkit", "toolkit-pyarrow"):
+        seen = {s: results.get((key, s), {}).get("dtypes") for s in sizes}
+        distinct = {json.dumps(d, sort_keys=True) for d in seen.values() if d}
+        verdict = "same at every size" if len(distinct) == 1 else f"DIFFER: {seen}"
+        print(f"{LABELS[key]} dtypes: {verdict}")
+
+
+def _print_targets(results: dict[Any, Any], stream_rows: int) -> None:
+    def median(key: str, rows: int) -> float | None:
+        return _median(results.get((key, rows)))
+
+    def delta(key: str, rows: int) -> float | None:
+        return results.get((key, rows), {}).get("delta_kib")
+
+    def check(text: str, value: float | None, other: float | None, bound: float) -> None:
+        if value is None or other is None:
+            print(f"  n/a   {text} (not measured)")
+            return
+        ratio = value / other
+        verdict = "PASS" if ratio <= bound else "FAIL"
+        print(f"  {verdict}  {text}: {ratio:.2f}x")
+
+    big, small = 1_000_000, 100
+    print("\ntargets")
+    for peer, bound in (("connectorx", 0.8), ("adbc", 0.6), ("read_sql", 0.15)):
+        check(
+            f"1M rows: tk.df time <= {bound} x {LABELS[peer]}",
+            median("toolkit", big),
+            median(peer, big),
+            bound,
+        )
+    check(
+        f"1M rows: tk.df peak RSS delta <= 1.2 x {LABELS['connectorx']}",
+        delta("toolkit", big),
+        delta("connectorx", big),
+        1.2,
+    )
+    check(
+        f"100 rows: tk.df time <= 1.5 x {LABELS['asyncpg']}",
+        median("toolkit", small),
+        median("asyncpg", small),
+        1.5,
+    )
+    stream = delta(STREAM, stream_rows) if stream_rows == big else None
+    check(
+        "1M rows: stream_df peak RSS delta < 0.2 x tk.df full load",
+        stream,
+        delta("toolkit", big),
+        0.2,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default=DEFAULT_ROWS, help=f"sizes (default {DEFAULT_ROWS})")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs after a warm-up")
+    parser.add_argument(
+        "--slow-repeats",
+        type=int,
+        default=1,
+        help=f"timed runs when the warm-up took over {SLOW_SECONDS:.0f} s (default 1)",
+    )
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=1.0,
+        help="quick runs are repeated until about this many seconds (0: exactly --repeats)",
+    )
+    parser.add_argument("--url", help="database URL (default TOOLKIT_DATABASE_URL, else embedded)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per worker")
+    parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker",
+        nargs=4,
+        metavar=("APPROACH", "ROWS", "REPEATS", "URL"),
+        help=f"internal: run one approach at one size and print JSON (URL '-': from ${URL_ENV})",
+    )
+    args = parser.parse_args(argv)
+    if args.setup:
+        print(json.dumps(setup(os.environ.get(URL_ENV))))
+        return 0
+    if args.worker:
+        name, rows, repeats, url = args.worker
+        if url == "-":
+            url = os.environ[URL_ENV]
+        result = worker(name, int(rows), int(repeats), args.slow_repeats, args.min_time, url)
+        print(json.dumps(result))
+        return 0
+    return parent(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,6 +20,7 @@ SQL by Python.
 from __future__ import annotations
 
 import asyncio
+import collections
 import io
 import json
 import queue
@@ -333,6 +334,7 @@ async def _via_copy(
     if table is None:
         return None
     data = [pgtypes.column_from_text(c, table.column(i)) for i, c in enumerate(columns)]
+    del table  # frame() releases each column once converted: peak memory stays low
     return pgtypes.frame(columns, data, backend)
 
 
@@ -378,16 +380,21 @@ async def _copy_to_arrow(
 
 
 class _Feed(io.RawIOBase):
-    """Bytes arriving on the event loop, read by Arrow's CSV reader in a worker thread."""
+    """Bytes arriving on the event loop, read by Arrow's CSV reader in a worker thread.
+
+    Chunks are handed over whole (joined only when Arrow asks for more than one), so
+    each byte is copied once on its way from the socket to Arrow.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._buffer = bytearray()
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._pending_size = 0
         self._ended = False
 
     async def put(self, chunk: bytes) -> None:
-        self._chunks.put(bytes(chunk))
+        self._chunks.put(chunk)
 
     def end(self) -> None:
         self._chunks.put(None)
@@ -400,26 +407,32 @@ class _Feed(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
-        while not self._buffer and not self._ended:
-            self._take(self._chunks.get())
-        while not self._ended and (size < 0 or len(self._buffer) < size):
+        if not self._pending and not self._ended:
+            self._take(self._chunks.get())  # wait for data
+        while not self._ended and (size < 0 or self._pending_size < size):
             try:  # more is already here: hand Arrow bigger blocks
                 self._take(self._chunks.get_nowait())
             except queue.Empty:
                 break
-        if size < 0 or size >= len(self._buffer):
-            out = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            out = bytes(self._buffer[:size])
-            del self._buffer[:size]
-        return out
+        out: list[bytes] = []
+        taken = 0
+        while self._pending and (size < 0 or taken < size):
+            chunk = self._pending.popleft()
+            if size >= 0 and taken + len(chunk) > size:
+                keep = size - taken
+                self._pending.appendleft(chunk[keep:])
+                chunk = chunk[:keep]
+            out.append(chunk)
+            taken += len(chunk)
+        self._pending_size -= taken
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _take(self, chunk: bytes | None) -> None:
         if chunk is None:
             self._ended = True
         else:
-            self._buffer += chunk
+            self._pending.append(chunk)
+            self._pending_size += len(chunk)
 
 
 # to_table helpers ------------------------------------------------------------------

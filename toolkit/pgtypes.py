@@ -203,18 +203,20 @@ def _to_pandas(data: pa.Array | pa.ChunkedArray, backend: DtypeBackend) -> Any:
 
 def frame(
     columns: Sequence[Column],
-    data: Sequence[pa.Array | pa.ChunkedArray | list[Any]],
+    data: list[pa.Array | pa.ChunkedArray | list[Any]],
     backend: DtypeBackend,
 ) -> pd.DataFrame:
-    """Assemble the DataFrame.
+    """Assemble the DataFrame, consuming ``data`` (each column is released once converted,
+    so the Arrow and pandas copies of a large result do not all coexist).
 
     Columns are placed by position, so duplicate names (legal in SQL) are kept; columns of
     Python objects (uuid, json, exotic types) become ``object`` columns.
     """
-    arrays = {
-        i: pd.Series(d, dtype=object) if isinstance(d, list) else _to_pandas(d, backend)
-        for i, d in enumerate(data)
-    }
+    arrays: dict[int, Any] = {}
+    for i in range(len(data)):
+        d, data[i] = data[i], []
+        arrays[i] = pd.Series(d, dtype=object) if isinstance(d, list) else _to_pandas(d, backend)
+        del d
     result = pd.DataFrame(arrays) if arrays else pd.DataFrame()
     result.columns = pd.Index([c.name for c in columns])
     return result

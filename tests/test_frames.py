@@ -188,3 +188,30 @@ async def test_to_table_in_a_fresh_session_belongs_to_its_transaction(db: tk.Dat
         await fresh.rollback()
     gone = await tk.df("SELECT to_regclass('never_committed') IS NULL AS gone", database=db)
     assert gone["gone"].tolist() == [True]
+
+
+async def test_stream_df_of_types_copy_cannot_carry_uses_a_cursor(session: AsyncSession) -> None:
+    chunks = [
+        chunk
+        async for chunk in tk.stream_df(
+            "SELECT g, make_interval(days => g) AS span FROM generate_series(1, 2500) g",
+            chunk_size=1_000,
+            session=session,
+        )
+    ]
+    assert [len(c) for c in chunks] == [1_000, 1_000, 500]
+    assert chunks[-1]["span"].iloc[-1] == pd.Timedelta(days=2500)
+
+
+async def test_a_server_error_in_the_middle_of_a_stream_is_raised(db: tk.Database) -> None:
+    query = "SELECT 1 / (50000 - g) AS x FROM generate_series(1, 60000) g"
+    received: list[int] = []
+
+    async def consume() -> None:
+        async for chunk in tk.stream_df(query, chunk_size=10_000, database=db):
+            received.append(len(chunk))
+
+    with pytest.raises(tk.DatabaseError, match="division by zero"):
+        await consume()
+    assert sum(received) < 50_000
+    assert (await tk.df("SELECT 2 AS two", database=db))["two"].tolist() == [2]

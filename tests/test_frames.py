@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pandas as pd
 import pytest
 from sqlalchemy import select, text
@@ -215,3 +217,23 @@ async def test_a_server_error_in_the_middle_of_a_stream_is_raised(db: tk.Databas
         await consume()
     assert sum(received) < 50_000
     assert (await tk.df("SELECT 2 AS two", database=db))["two"].tolist() == [2]
+
+
+async def test_a_numeric_scale_beyond_the_first_rows_is_kept_exactly(
+    session: AsyncSession,
+) -> None:
+    """The COPY path guesses the decimal scale from a sample; a longer fraction later on
+    must still give the column's true scale - the one the row path finds."""
+    await session.execute(
+        text(
+            "CREATE TEMP TABLE amounts ON COMMIT DROP AS SELECT g AS n, "
+            "CASE WHEN g = 4000 THEN 1.2345 ELSE round(g / 10.0, 1) END::numeric AS amount "
+            "FROM generate_series(1, 5000) g"
+        )
+    )
+    await session.execute(text("ANALYZE amounts"))
+    many = await tk.df("SELECT amount FROM amounts ORDER BY n", session=session)
+    few = await tk.df("SELECT amount FROM amounts WHERE n >= 3999 AND n <= 4001", session=session)
+    assert str(many["amount"].dtype) == str(few["amount"].dtype) == "decimal128(38, 4)[pyarrow]"
+    assert many["amount"].iloc[3999] == Decimal("1.2345")
+    assert many["amount"].iloc[0] == Decimal("0.1")

@@ -237,3 +237,8 @@ async def test_a_numeric_scale_beyond_the_first_rows_is_kept_exactly(
     assert str(many["amount"].dtype) == str(few["amount"].dtype) == "decimal128(38, 4)[pyarrow]"
     assert many["amount"].iloc[3999] == Decimal("1.2345")
     assert many["amount"].iloc[0] == Decimal("0.1")
+
+
+async def test_stream_df_of_an_empty_result_yields_nothing(session: AsyncSession) -> None:
+    chunks = [c async for c in tk.stream_df("SELECT * FROM users WHERE id < 0", session=session)]
+    assert chunks == []

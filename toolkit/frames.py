@@ -184,12 +184,18 @@ async def _stream_copy(
 
     def parse() -> None:
         try:
-            reader = pcsv.open_csv(
-                feed,
-                read_options=_read_options(columns),
-                convert_options=_csv_options(columns),
-                memory_pool=_streaming_pool(),
-            )
+            try:
+                reader = pcsv.open_csv(
+                    feed,
+                    read_options=_read_options(columns),
+                    convert_options=_csv_options(columns),
+                    memory_pool=_streaming_pool(),
+                )
+            except pa.ArrowInvalid:
+                if feed.received:
+                    raise
+                loop.call_soon_threadsafe(batches.put_nowait, None)  # no rows at all
+                return
             for batch in reader:
                 while not room.acquire(timeout=0.1):
                     if stop.is_set():
@@ -520,6 +526,8 @@ class _Feed(io.RawIOBase):
         self._limit = limit
         self._ended = False
         self._abandoned = False
+        self.received = 0
+        """Bytes taken by the reader so far (0: the result had no rows)."""
 
     async def put(self, chunk: bytes) -> None:
         if self._abandoned:
@@ -566,6 +574,7 @@ class _Feed(io.RawIOBase):
         if chunk is None:
             self._ended = True
         else:
+            self.received += len(chunk)
             self._queued -= len(chunk)
             self._pending.append(chunk)
             self._pending_size += len(chunk)

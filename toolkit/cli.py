@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -118,20 +119,20 @@ def _downgrade(args: argparse.Namespace) -> int:
 
 def _seed(args: argparse.Namespace) -> int:
     database = Database()
-    counts = run(
-        _with(
-            database,
-            seed_demo(
-                args.users,
-                args.posts_per_user,
-                args.seed,
-                progress=not args.no_progress,
-                database=database,
-            ),
-        )
-    )
+    counts = run(_with(database, _demo(args, database)))
     print(f"seeded {mask_url(database.url)}: {counts}")
     return 0
+
+
+def _demo(args: argparse.Namespace, database: Database) -> Any:
+    """seed_demo with the options ``_seed_options`` added to a command."""
+    return seed_demo(
+        args.users,
+        args.posts_per_user,
+        args.seed,
+        progress=not args.no_progress,
+        database=database,
+    )
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -145,14 +146,7 @@ def _lab(args: argparse.Namespace) -> int:
         async with database.session() as s:
             users = await s.scalar(select(func.count()).select_from(User))
         if not users:
-            counts = await seed_demo(
-                args.users,
-                args.posts_per_user,
-                args.seed,
-                progress=not args.no_progress,
-                database=database,
-            )
-            print(f"demo data: {counts}")
+            print(f"demo data: {await _demo(args, database)}")
         else:
             print(f"demo data: {users} users already there")
 

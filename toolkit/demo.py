@@ -293,17 +293,28 @@ def _users(rng: random.Random, created: dict[int, datetime]) -> Iterator[tuple[A
         )
 
 
-def _sentence(rng: random.Random, low: int, high: int) -> str:
-    words = rng.choices(WORDS, k=rng.randint(low, high))
-    return " ".join(words).capitalize()
+class _Phrases:
+    """Sentences drawn from a pool made once per seed: picking one is a single random
+    call, where building each sentence word by word dominated the seeding time."""
+
+    def __init__(self, rng: random.Random, low: int, high: int, size: int = 4_096) -> None:
+        self._pool = [
+            " ".join(rng.choices(WORDS, k=rng.randint(low, high))).capitalize()
+            for _ in range(size)
+        ]
+        self._rng = rng
+
+    def __call__(self) -> str:
+        return self._pool[int(self._rng.random() * len(self._pool))]
 
 
 def _posts(
     rng: random.Random, ids: list[int], authors: list[int], created: list[datetime]
 ) -> Iterator[tuple[Any, ...]]:
+    title, sentence = _Phrases(rng, 3, 8), _Phrases(rng, 6, 14)
     for pid, author, when in zip(ids, authors, created, strict=True):
-        content = ". ".join(_sentence(rng, 6, 14) for _ in range(rng.randint(1, 4))) + "."
-        yield (pid, _sentence(rng, 3, 8), content, author, when)
+        content = ". ".join([sentence() for _ in range(1 + int(rng.random() * 4))]) + "."
+        yield (pid, title(), content, author, when)
 
 
 def _post_tags(
@@ -326,6 +337,7 @@ def _comments(
 ) -> Iterator[tuple[Any, ...]]:
     if not post_ids or not user_ids:
         return
+    body = _Phrases(rng, 3, 16)
     for offset in range(count):
         index = rng.randrange(len(post_ids))
         written = post_created[index] + timedelta(hours=rng.expovariate(1 / 48))
@@ -333,7 +345,7 @@ def _comments(
             start + offset + 1,
             post_ids[index],
             rng.choice(user_ids),
-            _sentence(rng, 3, 16),
+            body(),
             min(written, ANCHOR),
         )
 

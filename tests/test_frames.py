@@ -242,3 +242,24 @@ async def test_a_numeric_scale_beyond_the_first_rows_is_kept_exactly(
 async def test_stream_df_of_an_empty_result_yields_nothing(session: AsyncSession) -> None:
     chunks = [c async for c in tk.stream_df("SELECT * FROM users WHERE id < 0", session=session)]
     assert chunks == []
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "EXPLAIN SELECT * FROM users",
+        "  /* a comment */ EXPLAIN (ANALYZE, BUFFERS) SELECT 1",
+        "SHOW TimeZone",
+    ],
+)
+async def test_statements_that_cannot_be_planned_still_return_rows(
+    session: AsyncSession, sql: str
+) -> None:
+    frame = await tk.df(sql, session=session)
+    assert len(frame) >= 1
+    assert await session.scalar(text("SELECT 1")) == 1  # the transaction is intact
+
+
+async def test_stream_df_of_a_statement_that_cannot_be_planned(session: AsyncSession) -> None:
+    chunks = [c async for c in tk.stream_df("SHOW TimeZone", session=session)]
+    assert sum(len(c) for c in chunks) == 1

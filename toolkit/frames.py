@@ -25,6 +25,7 @@ import contextlib
 import io
 import json
 import queue
+import re
 import sys
 import threading
 import time
@@ -132,11 +133,14 @@ async def stream_df(
                 try:
                     if (
                         all(c.copy_safe for c in columns)
+                        and _plannable(sql)
                         and not (await _estimate(raw, sql, args))[1]
                     ):
                         chunks = _stream_copy(raw, sql, args, columns, chunk_size, dtype_backend)
-                    else:
+                    elif _plannable(sql):
                         chunks = _stream_cursor(prepared, args, columns, chunk_size, dtype_backend)
+                    else:  # SHOW, EXPLAIN...: no cursor over those; their results are small
+                        chunks = _stream_fetched(prepared, args, columns, chunk_size, dtype_backend)
                     async with contextlib.aclosing(chunks):
                         async for chunk in chunks:
                             bar.update(len(chunk))
@@ -160,6 +164,18 @@ async def _stream_cursor(
         yield _from_records(columns, records, backend)
         if len(records) < chunk_size:
             return
+
+
+async def _stream_fetched(
+    prepared: Any,
+    args: Sequence[Any],
+    columns: Sequence[Column],
+    chunk_size: int,
+    backend: DtypeBackend,
+) -> AsyncGenerator[pd.DataFrame, None]:
+    records = await prepared.fetch(*args)
+    for start in range(0, len(records), chunk_size):
+        yield _from_records(columns, records[start : start + chunk_size], backend)
 
 
 async def _stream_copy(
@@ -418,8 +434,19 @@ def _from_records(
 # The COPY path ---------------------------------------------------------------------
 
 
+_PLANNABLE = ("select", "with", "values", "table")
+_LEADING_NOISE = re.compile(r"^(?:\s+|\(|--[^\n]*\n?|/\*.*?\*/)*", re.DOTALL)
+
+
+def _plannable(sql: str) -> bool:
+    """True for queries EXPLAIN and COPY accept (not EXPLAIN, SHOW, FETCH...): judged by
+    the first keyword, as a failing EXPLAIN would abort the caller's transaction."""
+    head = _LEADING_NOISE.sub("", sql, count=1)[:6].lower()
+    return head.startswith(_PLANNABLE)
+
+
 async def _use_copy(raw: Any, sql: str, args: Sequence[Any], columns: Sequence[Column]) -> bool:
-    if not all(c.copy_safe for c in columns):
+    if not all(c.copy_safe for c in columns) or not _plannable(sql):
         return False
     rows, writes = await _estimate(raw, sql, args)
     return rows >= COPY_THRESHOLD and not writes

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import threading
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
@@ -45,7 +46,9 @@ def run(awaitable: Awaitable[T]) -> T:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return _runner().run(_as_coroutine(awaitable))
+        # The caller's context (as asyncio.run gives): context variables set in the
+        # script, e.g. by `with tk.count_queries()`, are seen by the coroutine.
+        return _runner().run(_as_coroutine(awaitable), context=contextvars.copy_context())
     _make_reentrant(loop)
     return loop.run_until_complete(_as_coroutine(awaitable))
 

@@ -188,3 +188,63 @@ async def test_a_failing_row_in_an_upsert_leaves_nothing_changed(session: AsyncS
         await tk.upsert(Post, rows, session=session)
     assert await session.scalar(select(func.count()).select_from(Post)) == 0
     assert await session.scalar(text("SELECT 1")) == 1  # the session is still usable
+
+
+# Types from a DataFrame --------------------------------------------------------------
+
+
+async def test_a_dataframe_keeps_every_type_exactly(session: AsyncSession) -> None:
+    """Durations, aware timestamps, bytes, UUIDs and JSON arrive as the same values."""
+    import uuid
+    from datetime import timedelta
+
+    from sqlalchemy import (
+        JSON,
+        Column,
+        DateTime,
+        Integer,
+        Interval,
+        LargeBinary,
+        MetaData,
+        String,
+        Table,
+        Uuid,
+    )
+
+    await session.execute(
+        text(
+            "CREATE TABLE typed_target (id int PRIMARY KEY, span interval, "
+            "at timestamptz, blob bytea, ident uuid, doc jsonb, label text DEFAULT 'server')"
+        )
+    )
+    typed = Table(
+        "typed_target",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("span", Interval),
+        Column("at", DateTime(timezone=True)),
+        Column("blob", LargeBinary),
+        Column("ident", Uuid),
+        Column("doc", JSON),
+        Column("label", String, default="python"),
+    )
+    spans = [timedelta(hours=1), timedelta(seconds=90), None]
+    times = pd.to_datetime(["2024-03-01T12:00:00+02:00", "2024-03-02T00:00:00Z", None], utc=True)
+    fast = pd.DataFrame({"id": [1, 2, 3], "span": spans, "at": times})
+    assert await tk.bulk_insert(typed, fast, session=session) == 3
+    rows = (
+        await session.execute(text("SELECT span, at, label FROM typed_target ORDER BY id"))
+    ).all()
+    assert [r.span for r in rows] == spans
+    assert [r.at for r in rows][:2] == list(times[:2])
+    assert {r.label for r in rows} == {"python"}, "the Python-side default is applied"
+
+    ident = uuid.uuid4()
+    slow = pd.DataFrame(
+        {"id": [4], "blob": [b"\x00\xff\\"], "ident": [ident], "doc": [{"k": [1, None]}]}
+    )
+    assert await tk.bulk_insert(typed, slow, session=session) == 1
+    row = (
+        await session.execute(text("SELECT blob, ident, doc FROM typed_target WHERE id = 4"))
+    ).one()
+    assert (bytes(row.blob), row.ident, row.doc) == (b"\x00\xff\\", ident, {"k": [1, None]})

@@ -263,3 +263,11 @@ async def test_statements_that_cannot_be_planned_still_return_rows(
 async def test_stream_df_of_a_statement_that_cannot_be_planned(session: AsyncSession) -> None:
     chunks = [c async for c in tk.stream_df("SHOW TimeZone", session=session)]
     assert sum(len(c) for c in chunks) == 1
+
+
+async def test_naive_timestamps_with_nulls_on_the_row_path(session: AsyncSession) -> None:
+    frame = await tk.df(
+        "SELECT * FROM (VALUES (now()::timestamp), (NULL)) AS t(at)", session=session
+    )
+    assert str(frame["at"].dtype) == "datetime64[us]"
+    assert frame["at"].isna().tolist() == [False, True]

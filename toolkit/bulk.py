@@ -17,6 +17,7 @@ batch are refused before anything is sent.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,11 +28,11 @@ import pyarrow as pa
 from sqlalchemy import Column, Table, delete
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, sqltypes
 
 from toolkit import errors
 from toolkit.database import Database, driver_connection
-from toolkit.frames import _compile, copy_arrow
+from toolkit.frames import _compile, copy_arrow, csv_ready
 
 __all__ = ["bulk_delete", "bulk_insert", "bulk_update", "upsert"]
 
@@ -71,8 +72,8 @@ async def bulk_insert(
             driver_connection(session, database, write=True) as raw,
             raw.transaction(),
         ):
-            if isinstance(rows, pd.DataFrame):
-                arrow = pa.Table.from_pandas(rows, preserve_index=False)
+            arrow = _frame_for_copy(rows, table) if isinstance(rows, pd.DataFrame) else None
+            if arrow is not None:  # the DataFrame fast path: Arrow writes CSV, no Python rows
                 ids = await _reserve_ids(raw, table, arrow.column_names, arrow.num_rows, returning)
                 if ids is not None:
                     arrow = arrow.append_column(_pk(table).name, pa.array(ids))
@@ -226,6 +227,27 @@ def _name(column: str | Column[Any]) -> str:
     return column if isinstance(column, str) else column.name
 
 
+def _frame_for_copy(frame: pd.DataFrame, table: Table | None) -> pa.Table | None:
+    """The frame as a CSV-ready Arrow table with Python-side defaults added, or None
+    when a column needs the binary records path (bytes, UUID objects, dicts...)."""
+    try:
+        arrow = csv_ready(pa.Table.from_pandas(frame, preserve_index=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    if arrow is None or table is None:
+        return arrow
+    names = [str(c) for c in frame.columns]
+    for column in _python_defaults(table, names):
+        default: Any = column.default
+        values = (
+            [default.arg(None) for _ in range(arrow.num_rows)]
+            if default.is_callable
+            else [default.arg] * arrow.num_rows
+        )
+        arrow = arrow.append_column(column.name, pa.array(values))
+    return csv_ready(arrow)
+
+
 def _given_names(rows: Rows) -> list[str]:
     if isinstance(rows, pd.DataFrame):
         return [str(c) for c in rows.columns]
@@ -261,6 +283,7 @@ def _records(
         names = list(columns)
         records = [tuple(r) for r in rows]
     if table is not None:
+        records = _json_encoded(table, names, records)
         unknown = [n for n in names if n not in table.columns]
         if unknown:
             raise errors.ToolkitError(
@@ -271,18 +294,45 @@ def _records(
     return names, records
 
 
-def _with_defaults(
+def _json_encoded(
     table: Table, names: list[str], records: list[tuple[Any, ...]]
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Add omitted columns that have a Python-side default (server defaults need nothing)."""
-    extra = [
+) -> list[tuple[Any, ...]]:
+    """Serialise values of JSON columns (asyncpg sends json/jsonb as text)."""
+    positions = [
+        i
+        for i, n in enumerate(names)
+        if n in table.columns and isinstance(table.columns[n].type, sqltypes.JSON)
+    ]
+    if not positions:
+        return records
+    encoded = []
+    for record in records:
+        values = list(record)
+        for i in positions:
+            if values[i] is not None and not isinstance(values[i], str):
+                values[i] = json.dumps(values[i])
+        encoded.append(tuple(values))
+    return encoded
+
+
+def _python_defaults(table: Table, names: Sequence[str]) -> list[Column[Any]]:
+    """Columns left out of ``names`` that have a Python-side default (``default=``);
+    server defaults need nothing - PostgreSQL applies them to omitted columns."""
+    return [
         c
         for c in table.columns
         if c.name not in names
-        and c.default is not None
         and not c.primary_key
-        and getattr(c.default, "is_scalar", False) | getattr(c.default, "is_callable", False)
+        and c.default is not None
+        and (getattr(c.default, "is_scalar", False) or getattr(c.default, "is_callable", False))
     ]
+
+
+def _with_defaults(
+    table: Table, names: list[str], records: list[tuple[Any, ...]]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Add the omitted columns that have a Python-side default, with their values."""
+    extra = _python_defaults(table, names)
     if not extra:
         return names, records
     values = []

@@ -208,7 +208,7 @@ def _to_pandas(data: pa.Array | pa.ChunkedArray, backend: DtypeBackend) -> Any:
     if pa.types.is_timestamp(arrow_type):
         if arrow_type.tz is not None:
             return pd.DatetimeTZDtype("us", arrow_type.tz).__from_arrow__(data)
-        return data.to_numpy()  # datetime64[us], NULL -> NaT
+        return data.to_numpy(zero_copy_only=False)  # datetime64[us], NULL -> NaT
     # decimal, date, time: exact Arrow types
     return pd.ArrowDtype(arrow_type).__from_arrow__(data)  # type: ignore[attr-defined]
 

@@ -18,6 +18,7 @@ batch are refused before anything is sent.
 from __future__ import annotations
 
 import json
+import operator
 import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -108,7 +109,7 @@ async def bulk_update(
     Rows whose key does not exist are skipped (not counted).
     """
     table = _table(model)
-    names, records = _records(table, rows, None, defaults=False)
+    names, arrays = _column_arrays(table, rows, defaults=False)
     keys = [c.name for c in table.primary_key.columns]
     missing = [k for k in keys if k not in names]
     if missing:
@@ -116,7 +117,7 @@ async def bulk_update(
     setting = [n for n in names if n not in keys]
     if not setting:
         raise errors.ToolkitError("bulk_update rows hold only the key - name a column to set")
-    _refuse_duplicates(records, [names.index(k) for k in keys], "bulk_update")
+    _refuse_duplicates(arrays, [names.index(k) for k in keys], "bulk_update")
     target = _format(table)
     source = _unnest(table, names)
     sql = (
@@ -125,7 +126,7 @@ async def bulk_update(
         + f" FROM {source} WHERE "
         + " AND ".join(f"t.{_q(k)} = v.{_q(k)}" for k in keys)
     )
-    return await _run_batches(sql, names, records, session, database, progress, "bulk_update")
+    return await _run_batches(sql, arrays, session, database, progress, "bulk_update")
 
 
 async def upsert(
@@ -145,7 +146,7 @@ async def upsert(
     Two rows with the same ``on`` key are refused: PostgreSQL would reject the batch.
     """
     table = _table(model)
-    names, records = _records(table, rows, None)
+    names, arrays = _column_arrays(table, rows, defaults=True)
     conflict = [_name(c) for c in on] if on else [c.name for c in table.primary_key.columns]
     given = _given_names(rows)
     changing = (
@@ -156,7 +157,7 @@ async def upsert(
     unknown = [n for n in [*conflict, *changing] if n not in names]
     if unknown:
         raise errors.ToolkitError(f"upsert: columns {unknown} are not in the rows")
-    _refuse_duplicates(records, [names.index(k) for k in conflict], "upsert")
+    _refuse_duplicates(arrays, [names.index(k) for k in conflict], "upsert")
     action = (
         "DO UPDATE SET " + ", ".join(f"{_q(n)} = EXCLUDED.{_q(n)}" for n in changing)
         if changing
@@ -167,7 +168,7 @@ async def upsert(
         f"SELECT * FROM {_unnest(table, names)} "
         f"ON CONFLICT ({', '.join(_q(n) for n in conflict)}) {action}"
     )
-    return await _run_batches(sql, names, records, session, database, progress, "upsert")
+    return await _run_batches(sql, arrays, session, database, progress, "upsert")
 
 
 async def bulk_delete(
@@ -271,12 +272,18 @@ def _records(
     elif isinstance(rows[0], Mapping):
         mapped: Sequence[Mapping[str, Any]] = rows  # type: ignore[assignment]
         names = list(mapped[0])
+        first = mapped[0].keys()
         for row in mapped:
-            if len(row) != len(names) or any(n not in row for n in names):
+            if row.keys() != first:
                 raise errors.ToolkitError(
                     f"every row needs the same columns: {sorted(row)} differs from {names}"
                 )
-        records = [tuple(row[n] for n in names) for row in mapped]
+        getter = operator.itemgetter(*names)
+        records = (
+            [getter(row) for row in mapped]
+            if len(names) > 1
+            else [(getter(row),) for row in mapped]
+        )
     else:
         if columns is None:
             raise errors.ToolkitError("rows given as tuples need columns=[...] to name them")
@@ -345,14 +352,59 @@ def _with_defaults(
     return [*names, *(c.name for c in extra)], filled
 
 
-def _refuse_duplicates(records: list[tuple[Any, ...]], positions: list[int], what: str) -> None:
-    counts = Counter(tuple(r[p] for p in positions) for r in records)
-    repeated = [k if len(k) > 1 else k[0] for k, n in counts.items() if n > 1]
-    if repeated:
+def _refuse_duplicates(arrays: list[list[Any]], positions: list[int], what: str) -> None:
+    keys: list[Any] = (
+        arrays[positions[0]]
+        if len(positions) == 1
+        else list(zip(*(arrays[p] for p in positions), strict=True))
+    )
+    if len(set(keys)) == len(keys):
+        return  # the common case: one pass, no counting
+    repeated = [k for k, n in Counter(keys).items() if n > 1]
+    raise errors.ToolkitError(
+        f"{what}: {len(repeated)} key(s) appear more than once in the batch, e.g. "
+        f"{repeated[:5]} - de-duplicate the rows first (nothing was changed)"
+    )
+
+
+def _column_arrays(
+    table: Table, rows: Rows, *, defaults: bool
+) -> tuple[list[str], list[list[Any]]]:
+    """One list per column, straight from the dicts or the DataFrame's columns: what the
+    array statements send, without building a tuple per row on the way."""
+    if isinstance(rows, pd.DataFrame):
+        names = [str(c) for c in rows.columns]
+        arrays = [rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in rows]
+    elif not rows:
+        raise errors.ToolkitError("no rows given")
+    else:
+        names = list(rows[0])
+        first = rows[0].keys()
+        for row in rows:
+            if row.keys() != first:
+                raise errors.ToolkitError(
+                    f"every row needs the same columns: {sorted(row)} differs from {names}"
+                )
+        arrays = [[row[n] for row in rows] for n in names]
+    unknown = [n for n in names if n not in table.columns]
+    if unknown:
         raise errors.ToolkitError(
-            f"{what}: {len(repeated)} key(s) appear more than once in the batch, e.g. "
-            f"{repeated[:5]} - de-duplicate the rows first (nothing was changed)"
+            f"{table.name} has no column {unknown}; columns: {list(table.columns.keys())}"
         )
+    for i, name in enumerate(names):
+        if isinstance(table.columns[name].type, sqltypes.JSON):
+            arrays[i] = [v if v is None or isinstance(v, str) else json.dumps(v) for v in arrays[i]]
+    if defaults:
+        count = len(arrays[0]) if arrays else 0
+        for column in _python_defaults(table, names):
+            default: Any = column.default
+            names.append(column.name)
+            arrays.append(
+                [default.arg(None) for _ in range(count)]
+                if default.is_callable
+                else [default.arg] * count
+            )
+    return names, arrays
 
 
 # SQL -------------------------------------------------------------------------------
@@ -391,23 +443,25 @@ def _count(status: str) -> int:
 
 async def _run_batches(
     sql: str,
-    names: list[str],
-    records: list[tuple[Any, ...]],
+    arrays: list[list[Any]],
     session: AsyncSession | None,
     database: Database | None,
     progress: bool | None,
     what: str,
 ) -> int:
+    """Send ``sql`` with the column arrays, ``CHUNK`` rows a statement, in one transaction."""
     total = 0
+    count = len(arrays[0]) if arrays else 0
     with errors.translated():
         async with (
             driver_connection(session, database, write=True) as raw,
             raw.transaction(),
         ):
-            bar = _bar(len(records), progress, what)
-            for chunk in _chunks(records):
-                total += _count(await raw.execute(sql, *_arrays(chunk, len(names))))
-                bar.update(len(chunk))
+            bar = _bar(count, progress, what)
+            for start in range(0, count, CHUNK):
+                chunk = [a[start : start + CHUNK] for a in arrays]
+                total += _count(await raw.execute(sql, *chunk))
+                bar.update(len(chunk[0]))
             bar.close()
     return total
 

@@ -34,6 +34,7 @@ from sqlalchemy.sql import ColumnElement, sqltypes
 from toolkit import errors
 from toolkit.database import Database, driver_connection
 from toolkit.frames import _compile, copy_arrow, csv_ready
+from toolkit.notebook.interrupt import interruptible
 
 __all__ = ["bulk_delete", "bulk_insert", "bulk_update", "upsert"]
 
@@ -49,6 +50,7 @@ _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 # Public API ------------------------------------------------------------------------
 
 
+@interruptible
 async def bulk_insert(
     target: Target | str,
     rows: Rows | Sequence[Sequence[Any]],
@@ -95,6 +97,7 @@ async def bulk_insert(
             return ids if ids is not None else len(records)
 
 
+@interruptible
 async def bulk_update(
     model: Target,
     rows: Rows,
@@ -129,6 +132,7 @@ async def bulk_update(
     return await _run_batches(sql, arrays, session, database, progress, "bulk_update")
 
 
+@interruptible
 async def upsert(
     model: Target,
     rows: Rows,
@@ -171,6 +175,7 @@ async def upsert(
     return await _run_batches(sql, arrays, session, database, progress, "upsert")
 
 
+@interruptible
 async def bulk_delete(
     model: Target,
     where: ColumnElement[bool] | Sequence[Any],

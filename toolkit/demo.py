@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from toolkit.database import Database, get_database
 from toolkit.errors import translated
 from toolkit.models import Comment, Post, Tag, User
+from toolkit.notebook.interrupt import interruptible
 
 __all__ = ["DemoCounts", "seed_demo"]
 
@@ -181,6 +182,7 @@ class DemoCounts:
     post_tags: int
 
 
+@interruptible
 async def seed_demo(
     users: int = 1_000,
     posts_per_user: int = 10,
@@ -299,8 +301,7 @@ class _Phrases:
 
     def __init__(self, rng: random.Random, low: int, high: int, size: int = 4_096) -> None:
         self._pool = [
-            " ".join(rng.choices(WORDS, k=rng.randint(low, high))).capitalize()
-            for _ in range(size)
+            " ".join(rng.choices(WORDS, k=rng.randint(low, high))).capitalize() for _ in range(size)
         ]
         self._rng = rng
 

@@ -46,6 +46,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from toolkit import errors, pgtypes
 from toolkit.database import Database, driver_connection
+from toolkit.notebook.interrupt import interruptible
 from toolkit.pgtypes import Column, DtypeBackend
 
 __all__ = ["COPY_THRESHOLD", "df", "stream_df", "to_dataframe", "to_table"]
@@ -71,6 +72,7 @@ and a table that grows is re-estimated soon after."""
 # Public API ------------------------------------------------------------------------
 
 
+@interruptible
 async def df(
     query: Query,
     params: Mapping[str, Any] | None = None,
@@ -277,6 +279,7 @@ def _frame_from_table(
     return pgtypes.frame(columns, data, backend)
 
 
+@interruptible
 async def to_table(
     frame: pd.DataFrame,
     table: str,

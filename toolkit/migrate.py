@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from toolkit.database import Database, get_database
+from toolkit.notebook.interrupt import interruptible
 
 __all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "migrate"]
 
@@ -39,11 +40,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@interruptible
 async def migrate(revision: str = "head", *, database: Database | None = None) -> str | None:
     """Upgrade the database to ``revision``; returns the revision it is at afterwards."""
     return await _run(command.upgrade, revision, database)
 
 
+@interruptible
 async def downgrade(revision: str, *, database: Database | None = None) -> str | None:
     """Downgrade the database to ``revision`` (``"base"`` removes every table)."""
     return await _run(command.downgrade, revision, database)

@@ -1,0 +1,242 @@
+"""Finding a table in the catalog: the lookup ``describe``, ``sample`` and ``profile`` start with.
+
+A name (``"name"``, ``"schema.name"``, a ``Table`` or a mapped class) is resolved the way
+PostgreSQL resolves it in a query - through the ``search_path``, matched exactly - or
+``NoSuchTable`` / ``NoSuchSchema`` is raised with the closest existing name. The table found
+is then reflected by SQLAlchemy and its columns read as psql's ``\\d`` shows them. Names
+are quoted here for the server and for display.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import ARRAY, MetaData, Table, Text, bindparam, text
+from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SAWarning
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from toolkit import errors
+from toolkit.database import Database, get_database
+
+TableName = str | Table | type
+"""``"name"``, ``"schema.name"``, a ``Table`` or a mapped class (its table is looked up)."""
+
+
+class NoSuchTable(errors.UndefinedTable):
+    """No table, view or materialized view has the name asked for.
+
+    A subclass of ``UndefinedTable`` (SQLSTATE 42P01), so one ``except`` catches both this
+    and the server's own "relation does not exist".
+    """
+
+    sqlstate = "42P01"
+
+
+class NoSuchSchema(errors.DatabaseError):
+    """No schema has the name asked for (SQLSTATE 3F000, PostgreSQL's invalid_schema_name)."""
+
+    sqlstate = "3F000"
+
+
+_KINDS = {
+    "r": "table",
+    "v": "view",
+    "m": "materialized view",
+    "p": "partitioned table",
+    "f": "foreign table",
+}
+
+# Schemas shown: the user's, and this session's own temporary schema (pg_temp_N).
+_USER_SCHEMA = (
+    "((n.nspname !~ '^pg_' AND n.nspname <> 'information_schema') "
+    "OR n.oid = pg_catalog.pg_my_temp_schema())"
+)
+
+# Each spelling is a quoted identifier (or schema.identifier) sent as a bound value;
+# to_regclass resolves it the way PostgreSQL resolves a name in a query (search_path).
+_RESOLVE = text("""
+SELECT c.oid, n.nspname, c.relname, c.relkind::text, c.reltuples
+FROM unnest(CAST(:specs AS text[])) WITH ORDINALITY AS s(spec, i)
+JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(s.spec)
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
+ORDER BY s.i
+LIMIT 1
+""").bindparams(bindparam("specs", type_=ARRAY(Text)))
+
+_CANDIDATES = text(f"""
+SELECT n.nspname, c.relname, pg_catalog.pg_table_is_visible(c.oid)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND {_USER_SCHEMA}
+ORDER BY 1, 2
+""")
+
+_COLUMNS = text("""
+SELECT a.attname,
+       pg_catalog.format_type(a.atttypid, a.atttypmod),
+       NOT a.attnotnull,
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+       a.attidentity::text,
+       a.attgenerated::text
+FROM pg_catalog.pg_attribute a
+LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = :oid AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+""")
+
+
+@dataclass(frozen=True)
+class _Relation:
+    """A table, view or materialized view found in the catalog."""
+
+    oid: int
+    schema: str
+    name: str
+    kind: str
+    estimated_rows: float | None
+
+    @property
+    def display(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def _spellings(table: TableName) -> tuple[str, list[str]]:
+    """The name as written, and the quoted spellings to try (``a.b``: schema a first)."""
+    if isinstance(table, type):
+        mapped = getattr(table, "__table__", None)
+        if not isinstance(mapped, Table):
+            raise TypeError(f"{table.__name__} is not a mapped class - pass a table name")
+        table = mapped
+    if isinstance(table, Table):
+        shown = f"{table.schema}.{table.name}" if table.schema else table.name
+        spec = _quote_always(table.name)
+        return shown, [f"{_quote_always(table.schema)}.{spec}" if table.schema else spec]
+    if not isinstance(table, str):
+        raise TypeError(f"expected a table name, got {type(table).__name__}")
+    if not table:
+        raise ValueError("the table name is empty - tk.tables() lists the tables")
+    specs = [
+        f"{_quote_always(table[:i])}.{_quote_always(table[i + 1 :])}"
+        for i, char in enumerate(table)
+        if char == "." and 0 < i < len(table) - 1
+    ]
+    specs.append(_quote_always(table))  # a name that itself contains a dot
+    return table, specs
+
+
+def _quote_always(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _resolve(conn: AsyncConnection, table: TableName) -> _Relation:
+    shown, specs = _spellings(table)
+    row = (await conn.execute(_RESOLVE, {"specs": specs})).first()
+    if row is not None:
+        estimate = float(row[4]) if row[4] is not None and row[4] >= 0 else None
+        return _Relation(int(row[0]), row[1], row[2], _KINDS[row[3]], estimate)
+    candidates = [(r[0], r[1], bool(r[2])) for r in await conn.execute(_CANDIDATES)]
+    raise NoSuchTable(_no_such_table(shown, candidates))
+
+
+def _no_such_table(shown: str, candidates: Sequence[tuple[str, str, bool]]) -> str:
+    # Tables on the search path are offered by their bare name, every table as schema.name.
+    names = [name for _, name, visible in candidates if visible]
+    names += [f"{schema}.{name}" for schema, name, _ in candidates]
+    close = _close_match(shown, names)
+    if close is not None:
+        return f"no table named {shown!r}; did you mean {close!r}?"
+    listed = [name for _, name, visible in candidates if visible]
+    listed += [f"{schema}.{name}" for schema, name, visible in candidates if not visible]
+    if not listed:
+        return f"no table named {shown!r} (the database has no tables yet)"
+    more = ", ..." if len(listed) > 10 else ""
+    return f"no table named {shown!r} (tables: {', '.join(listed[:10])}{more})"
+
+
+def _close_match(word: str, choices: Sequence[str]) -> str | None:
+    """The closest choice, ignoring case (``Users`` suggests ``users``)."""
+    lowered: dict[str, str] = {}
+    for choice in choices:
+        lowered.setdefault(choice.lower(), choice)
+    found = difflib.get_close_matches(word.lower(), list(lowered), n=1)
+    return lowered[found[0]] if found else None
+
+
+@asynccontextmanager
+async def _connection(
+    session: AsyncSession | None, database: Database | None
+) -> AsyncIterator[AsyncConnection]:
+    """The session's connection (inside its transaction), else a pooled one."""
+    if session is not None:
+        yield await session.connection()
+        return
+    async with (database or get_database()).engine.connect() as conn:
+        yield conn
+
+
+@contextmanager
+def _quiet_reflection() -> Iterator[None]:
+    """Reflect types SQLAlchemy does not know (point, xml, ...) without a warning each:
+    they come back as NullType, and the catalog gives their names."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Did not recognize type", SAWarning)
+        yield
+
+
+async def _reflect(conn: AsyncConnection, relation: _Relation) -> Table:
+    def load(sync: Connection) -> Table:
+        with _quiet_reflection():
+            return Table(
+                relation.name,
+                MetaData(),
+                schema=relation.schema,
+                autoload_with=sync,
+                resolve_fks=False,
+            )
+
+    return await conn.run_sync(load)
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A column as the catalog (and psql's ``\\d``) describes it."""
+
+    name: str
+    type: str
+    """As PostgreSQL writes it (``character varying(255)``), known to SQLAlchemy or not."""
+    nullable: bool
+    default: str | None
+    """The default expression, or how the column is generated (identity, computed)."""
+
+
+async def _columns(conn: AsyncConnection, relation: _Relation) -> list[_Column]:
+    rows = await conn.execute(_COLUMNS, {"oid": relation.oid})
+    columns = []
+    for name, type_, nullable, expression, identity, generated in rows:
+        default = expression
+        if identity:
+            default = f"GENERATED {'ALWAYS' if identity == 'a' else 'BY DEFAULT'} AS IDENTITY"
+        elif generated:
+            stored = "STORED" if generated == "s" else "VIRTUAL"
+            default = f"GENERATED ALWAYS AS ({expression}) {stored}"
+        columns.append(_Column(name, type_, bool(nullable), default))
+    return columns
+
+
+def _quote_identifier(name: str) -> str:
+    """Quoted only where PostgreSQL would need it (its ``quote_identifier``)."""
+    plain = (
+        bool(name)
+        and (name[0].islower() or name[0] == "_")
+        and all(c.islower() or c.isdigit() or c == "_" for c in name)
+        and name.isascii()
+        and name not in RESERVED_WORDS
+    )
+    return name if plain else _quote_always(name)

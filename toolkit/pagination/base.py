@@ -1,0 +1,65 @@
+"""What offset and keyset pagination share: ``PaginationError``, the session a page's
+statement runs in, and reading a page's items (model instances or rows) from its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+from sqlalchemy import Select, inspect
+from sqlalchemy.engine import Result
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapper
+
+from toolkit.database import Database, get_database
+from toolkit.errors import ToolkitError
+
+AnySelect = Select[*tuple[Any, ...]]
+
+
+class PaginationError(ToolkitError):
+    """A query cannot be paginated as asked; the message says what to change."""
+
+
+@asynccontextmanager
+async def _session_scope(
+    session: AsyncSession | None, database: Database | None
+) -> AsyncIterator[AsyncSession]:
+    """The caller's session, or a new one (closed at the end; its reads need no commit)."""
+    if session is not None:
+        yield session
+        return
+    async with (database or get_database()).async_session() as own:
+        yield own
+
+
+def _single_entity(query: AnySelect) -> Mapper[Any] | None:
+    """The mapper of ``select(Model)`` (or of an aliased model); None for other selects."""
+    descriptions = query.column_descriptions
+    if len(descriptions) != 1:
+        return None
+    inspected = inspect(descriptions[0]["expr"], raiseerr=False)
+    if getattr(inspected, "is_mapper", False) or getattr(inspected, "is_aliased_class", False):
+        return cast(Mapper[Any], inspected.mapper)
+    return None
+
+
+def _items(result: Result[Any], entity: Mapper[Any] | None) -> list[Any]:
+    """Model instances for ``select(Model)``, else the rows."""
+    if entity is None:
+        return list(result.all())
+    try:
+        return list(result.scalars().all())
+    except InvalidRequestError as exc:  # joinedload() of a collection: one row per child
+        raise PaginationError(
+            f"pages of {entity.class_.__name__} cannot load a collection with joinedload() "
+            "(its rows repeat each object per child) - use selectinload(), which loads "
+            "the collection in a second query"
+        ) from exc
+
+
+def _column_names(entity: Mapper[Any] | None, keys: Any) -> tuple[str, ...]:
+    return tuple(entity.column_attrs.keys() if entity is not None else keys)

@@ -1,0 +1,246 @@
+"""Keyset keys: a key column parsed with its direction and NULL placement, the check that
+a key identifies rows, how to read a key's value from a page's last item, and how to name
+a key in an error message the way the code wrote it (``User.id``).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Index,
+    Join,
+    Table,
+    UniqueConstraint,
+    false,
+    inspect,
+    literal,
+    or_,
+)
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm.exc import UnmappedColumnError
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
+
+from toolkit.pagination.base import AnySelect, PaginationError
+
+Key = Any
+"""A key column: an ORM attribute or Core column, optionally ``.desc()``/``.nulls_last()``."""
+
+
+@dataclass(frozen=True)
+class _KeyColumn:
+    """One column of a keyset key, its direction and where PostgreSQL puts its NULLs."""
+
+    expression: ColumnElement[Any]
+    descending: bool
+    nulls_last: bool
+    table_column: Column[Any] | None
+    """The table column the expression reads, if it is one (for uniqueness and NULLs)."""
+    nullable: bool
+
+    @classmethod
+    def parse(cls, key: Key, *, outer_join: bool) -> _KeyColumn:
+        element = _clause(key)
+        nulls: bool | None = None
+        if isinstance(element, UnaryExpression) and element.modifier in _NULLS:
+            nulls = element.modifier is operators.nulls_last_op
+            element = element.element
+        descending = False
+        if isinstance(element, UnaryExpression) and element.modifier in _DIRECTIONS:
+            descending = element.modifier is operators.desc_op
+            element = element.element
+        if isinstance(element, UnaryExpression):
+            raise PaginationError(f"unsupported key {element}: use a column, .desc() or .asc()")
+        column = _table_column(element)
+        nullable = outer_join or column is None or column.nullable is not False
+        # PostgreSQL's default: NULLS LAST for ASC, NULLS FIRST for DESC.
+        nulls_last = (not descending) if nulls is None else nulls
+        return cls(element, descending, nulls_last, column, nullable)
+
+    def ordering(self) -> ColumnElement[Any]:
+        ordered = self.expression.desc() if self.descending else self.expression.asc()
+        if self.nulls_last == self.descending:  # not PostgreSQL's default: say it
+            ordered = ordered.nulls_last() if self.nulls_last else ordered.nulls_first()
+        return ordered
+
+    def value(self, value: Any) -> ColumnElement[Any]:
+        """``value`` as a bind of the key's type (True/False are values here, not IS)."""
+        return literal(value, self.expression.type)
+
+    def same(self, value: Any) -> ColumnElement[bool]:
+        """Rows equal to ``value`` here (``=`` where NULL cannot occur: index-friendly)."""
+        if self.nullable:
+            return self.expression.is_not_distinct_from(value)
+        return self.expression == self.value(value)
+
+    def after(self, value: Any) -> ColumnElement[bool]:
+        """Rows that sort after ``value`` in this column (NULLs placed as in the ORDER BY)."""
+        if value is None:
+            return false() if self.nulls_last else self.expression.is_not(None)
+        bound = self.value(value)
+        beyond = self.expression < bound if self.descending else self.expression > bound
+        if self.nullable and self.nulls_last:
+            return or_(beyond, self.expression.is_(None))
+        return beyond
+
+
+_DIRECTIONS = (operators.asc_op, operators.desc_op)
+_NULLS = (operators.nulls_first_op, operators.nulls_last_op)
+
+
+def _require_unique(keys: Sequence[_KeyColumn], mappers: Sequence[Mapper[Any]]) -> None:
+    """Raise unless the key's table columns cover a primary key or NOT NULL unique set."""
+    columns = {k.table_column for k in keys if k.table_column is not None}
+    tables = {c.table for c in columns if isinstance(c.table, Table)}
+    if any(candidate <= columns for t in tables for candidate in _unique_sets(t)):
+        return
+    shown = ", ".join(_display(k, mappers) for k in keys)
+    for key in keys:  # suggest the primary key of the first key column's table
+        table = key.table_column.table if key.table_column is not None else None
+        if isinstance(table, Table) and table.primary_key.columns:
+            tiebreak = [_display_column(c, mappers, key.descending) for c in table.primary_key]
+            sql = ", ".join(_display(k, [], direction=False) for k in keys)
+            raise PaginationError(
+                f"key ({sql}) is not unique - add a tiebreaker, "
+                f"e.g. key=[{', '.join([shown, *tiebreak])}]"
+            )
+    raise PaginationError(
+        f"key ({shown}) cannot be checked for uniqueness - add a primary key column as a "
+        "tiebreaker, or pass unique=True if the key identifies rows"
+    )
+
+
+def _unique_sets(table: Table) -> Iterator[set[Column[Any]]]:
+    """Column sets that identify a row: the primary key, unique constraints and unique
+    indexes - of NOT NULL columns only (a unique nullable column may repeat NULLs)."""
+    candidates = [table.primary_key.columns]
+    candidates += [c.columns for c in table.constraints if isinstance(c, UniqueConstraint)]
+    candidates += [i.columns for i in table.indexes if _is_unique_index(i)]
+    for columns in candidates:
+        if len(columns) and not any(c.nullable for c in columns):
+            yield set(columns)
+
+
+def _is_unique_index(index: Index) -> bool:
+    """A unique index on plain columns (not expressions) covering every row (not partial)."""
+    partial = index.dialect_options["postgresql"].get("where") is not None
+    only_columns = all(isinstance(e, Column) for e in index.expressions)
+    return bool(index.unique) and bool(index.expressions) and only_columns and not partial
+
+
+def _reader(
+    query: AnySelect, entity: Mapper[Any] | None, key: _KeyColumn, mappers: Sequence[Mapper[Any]]
+) -> Callable[[Any], Any]:
+    """How to read ``key``'s value from an item: an entity attribute or a row position."""
+    shown = _display(key, mappers, direction=False)
+    if entity is not None:
+        prop = _property(entity, key.table_column)
+        if prop is None:
+            name = entity.class_.__name__
+            raise PaginationError(
+                f"key {shown} is not a column of {name} - key on its columns, "
+                f"or select the key too, e.g. select({name}, {shown})"
+            )
+        return operator.attrgetter(prop)
+    selected = list(query.selected_columns)
+    for same in (_same_expression, _same_table_column, _same_name):
+        for index, column in enumerate(selected):
+            if same(column, key):
+                return operator.itemgetter(index)
+    raise PaginationError(
+        f"key {shown} is not among the selected columns - select it, "
+        f"e.g. .add_columns({shown}), so each page's last row gives the cursor"
+    )
+
+
+def _same_expression(column: ColumnElement[Any], key: _KeyColumn) -> bool:
+    inner = getattr(column, "element", None)  # a Label's expression
+    return column.compare(key.expression) or (
+        isinstance(inner, ColumnElement) and inner.compare(key.expression)
+    )
+
+
+def _same_table_column(column: ColumnElement[Any], key: _KeyColumn) -> bool:
+    return key.table_column is not None and _table_column(column) is key.table_column
+
+
+def _same_name(column: ColumnElement[Any], key: _KeyColumn) -> bool:
+    name = getattr(key.expression, "key", None)
+    return name is not None and getattr(column, "key", None) == name
+
+
+def _mappers(query: AnySelect, keys: Sequence[_KeyColumn]) -> list[Mapper[Any]]:
+    """The mappers of the selected entities and of ORM key attributes: error messages
+    name columns as the code does (``User.id``, not ``users.id``)."""
+    candidates = [
+        getattr(inspect(d.get("entity"), raiseerr=False), "mapper", None)
+        for d in query.column_descriptions
+    ]
+    # An ORM attribute's SQL expression remembers its mapper in its annotations.
+    candidates += [getattr(k.expression, "_annotations", {}).get("parentmapper") for k in keys]
+    found: list[Mapper[Any]] = []
+    for mapper in candidates:
+        if isinstance(mapper, Mapper) and mapper not in found:
+            found.append(mapper)
+    return found
+
+
+def _clause(key: Key) -> ColumnElement[Any]:
+    """The SQL expression of an ORM attribute (``User.id``) or a Core column."""
+    element = key.__clause_element__() if hasattr(key, "__clause_element__") else key
+    if not isinstance(element, ColumnElement):
+        raise PaginationError(f"key {key!r} is not a column - pass e.g. key=User.id")
+    return element
+
+
+def _table_column(element: ColumnElement[Any]) -> Column[Any] | None:
+    """The table column an expression is (through ORM attributes, aliases, labels)."""
+    bases = element.base_columns
+    if len(bases) != 1:
+        return None
+    (base,) = bases
+    return base if isinstance(base, Column) and isinstance(base.table, Table) else None
+
+
+def _has_outer_join(source: Any) -> bool:
+    """Whether a FROM item has an outer join: its NOT NULL columns can then be NULL."""
+    if not isinstance(source, Join):
+        return False
+    nested = _has_outer_join(source.left) or _has_outer_join(source.right)
+    return source.isouter or source.full or nested
+
+
+def _display(key: _KeyColumn, mappers: Sequence[Mapper[Any]], *, direction: bool = True) -> str:
+    descending = direction and key.descending
+    if key.table_column is not None:
+        return _display_column(key.table_column, mappers, descending)
+    return f"{key.expression}.desc()" if descending else str(key.expression)
+
+
+def _display_column(
+    column: Column[Any], mappers: Sequence[Mapper[Any]], descending: bool = False
+) -> str:
+    """``User.created_at`` when a selected entity maps the column, else ``users.created_at``."""
+    shown = str(column)
+    for mapper in mappers:
+        prop = _property(mapper, column)
+        if prop is not None:
+            shown = f"{mapper.class_.__name__}.{prop}"
+            break
+    return f"{shown}.desc()" if descending else shown
+
+
+def _property(mapper: Mapper[Any], column: Column[Any] | None) -> str | None:
+    """The attribute name under which ``mapper`` maps ``column``, if it does."""
+    if column is None:
+        return None
+    try:
+        return mapper.get_property_by_column(column).key
+    except UnmappedColumnError:
+        return None

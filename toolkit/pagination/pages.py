@@ -1,0 +1,114 @@
+"""The pages pagination returns: ``Page`` (offset, with a total) and ``KeysetPage`` (with
+a cursor to the next one), on a shared base that holds the items, iterates over them,
+turns them into a DataFrame and shows them as an HTML table in a notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+from toolkit import pagination
+from toolkit.frames import to_dataframe
+
+
+@dataclass(frozen=True, repr=False)
+class _Items:
+    """What both page kinds share: the items, iteration, ``to_df()`` and an HTML table."""
+
+    items: list[Any]
+    columns: tuple[str, ...] = field(default=(), kw_only=True, compare=False)
+    """Column names of the items; they give an empty page's frame its columns."""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
+
+    def to_df(self) -> pd.DataFrame:
+        """The page's items as a DataFrame (an empty page keeps the column names)."""
+        if not self.items:
+            return pd.DataFrame(columns=list(self.columns))
+        return to_dataframe(self.items)
+
+    def _footer(self) -> str:
+        raise NotImplementedError
+
+    def _repr_html_(self) -> str:
+        frame = to_dataframe(self.items[: pagination.HTML_ROWS]) if self.items else self.to_df()
+        head = "".join(f"<th>{escape(str(name))}</th>" for name in frame.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_cell(value)}</td>" for value in row) + "</tr>"
+            for row in frame.itertuples(index=False, name=None)
+        )
+        note = self._footer()
+        if len(self.items) > pagination.HTML_ROWS:
+            note = f"first {pagination.HTML_ROWS} of {len(self.items)} rows shown · {note}"
+        return (
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f"<p><small>{escape(note)}</small></p>"
+        )
+
+
+def _cell(value: Any) -> str:
+    """An escaped table cell; NULL (None, NaN, NA, NaT in the frame) shows as empty."""
+    missing = value is None or value is pd.NA or value is pd.NaT
+    if missing or (isinstance(value, float) and value != value):
+        return ""
+    return escape(str(value))
+
+
+@dataclass(frozen=True, repr=False)
+class Page(_Items):
+    """One page of an offset pagination: ``items`` and the ``total`` across all pages."""
+
+    total: int
+    page: int
+    size: int
+
+    @property
+    def pages(self) -> int:
+        """The number of pages (0 when there are no rows)."""
+        return -(-self.total // self.size)
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    def __repr__(self) -> str:
+        return (
+            f"Page(page={self.page}/{self.pages}, size={self.size}, "
+            f"total={self.total}, items={len(self.items)})"
+        )
+
+    def _footer(self) -> str:
+        return f"page {self.page} of {self.pages} · {self.total} rows"
+
+
+@dataclass(frozen=True, repr=False)
+class KeysetPage(_Items):
+    """One page of a keyset pagination; pass ``next_cursor`` as ``after=`` for the next."""
+
+    size: int
+    next_cursor: str | None
+    """An opaque cursor after this page's last row; None on the last page."""
+
+    @property
+    def has_next(self) -> bool:
+        return self.next_cursor is not None
+
+    def __repr__(self) -> str:
+        return f"KeysetPage(size={self.size}, items={len(self.items)}, has_next={self.has_next})"
+
+    def _footer(self) -> str:
+        more = "more after this page" if self.has_next else "last page"
+        return f"{len(self.items)} rows · {more}"

@@ -38,10 +38,12 @@ from sqlalchemy.types import NullType, TypeEngine
 from toolkit import errors, explore, frames
 from toolkit.database import Database
 from toolkit.explore.catalog import TableName, _columns, _connection, _reflect, _Relation, _resolve
+from toolkit.notebook.interrupt import interruptible
 
 # sample() --------------------------------------------------------------------------
 
 
+@interruptible
 async def sample(
     table: TableName,
     n: int = 10,
@@ -120,6 +122,7 @@ def _comparable(type_: TypeEngine[Any]) -> bool:
     return True
 
 
+@interruptible
 async def profile(
     table: TableName,
     *,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from toolkit import errors, frames
 from toolkit.database import Database, driver_connection
 from toolkit.explore.plan_text import _render_plan
+from toolkit.notebook.interrupt import interruptible
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -91,6 +92,7 @@ class Plan:
         return f"<pre>{escape(self.text)}</pre>"
 
 
+@interruptible
 async def explain(
     query: frames.Query,
     params: Mapping[str, Any] | None = None,

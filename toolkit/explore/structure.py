@@ -27,6 +27,7 @@ from toolkit.explore.catalog import (
     _quote_identifier,
     _resolve,
 )
+from toolkit.notebook.interrupt import interruptible
 
 _TABLES_SQL = f"""
 SELECT n.nspname AS schema,
@@ -66,6 +67,7 @@ SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE {_USER_SCHEMA} ORDER BY 1
 # tables() --------------------------------------------------------------------------
 
 
+@interruptible
 async def tables(
     schema: str | None = None,
     *,
@@ -156,6 +158,7 @@ def _indent(body: str, prefix: str) -> str:
     return "\n".join(prefix + line for line in body.splitlines())
 
 
+@interruptible
 async def describe(
     table: TableName,
     *,

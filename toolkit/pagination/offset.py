@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
 from toolkit.database import Database
+from toolkit.notebook.interrupt import interruptible
 from toolkit.pagination.base import (
     AnySelect,
     PaginationError,
@@ -45,6 +46,7 @@ class _Window:
         return query.limit(self.size).offset(self.offset)
 
 
+@interruptible
 async def paginate(
     query: AnySelect | str,
     page: int = 1,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapper
 
 from toolkit import errors
 from toolkit.database import Database
+from toolkit.notebook.interrupt import interruptible
 from toolkit.pagination.base import (
     AnySelect,
     PaginationError,
@@ -113,6 +114,7 @@ class _KeysetPlan:
         return KeysetPage(items, self.seek.size, cursor, columns=columns)
 
 
+@interruptible
 async def keyset_page(
     query: AnySelect,
     *,

@@ -21,7 +21,16 @@ from sqlalchemy.engine import URL
 
 from toolkit.errors import ServerError
 
-__all__ = ["DATABASE", "ServerStatus", "default_data_dir", "start", "status", "stop", "url"]
+__all__ = [
+    "DATABASE",
+    "ServerStatus",
+    "binary",
+    "default_data_dir",
+    "start",
+    "status",
+    "stop",
+    "url",
+]
 
 DATABASE = "toolkit"
 """The database the toolkit creates and uses inside the embedded server."""
@@ -144,6 +153,15 @@ def stop(data_dir: Path | None = None) -> bool:
             f"see {path / 'log'}"
         ) from exc
     return True
+
+
+def binary(name: str) -> Path:
+    """A PostgreSQL client program shipped in the wheel (psql, pg_dump, pgbench...)."""
+    pg = _pgserver()
+    path = Path(pg.utils.POSTGRES_VERSIONS[int(pg.TARGET_POSTGRES_VERSION)]) / name
+    if not path.exists():
+        raise ServerError(f"{name} is not among the embedded server's programs ({path.parent})")
+    return path
 
 
 def _url(socket_dir: Path | None) -> URL:

@@ -39,6 +39,19 @@ from toolkit.migrate import downgrade, migrate
 from toolkit.notebook.bridge import run
 from toolkit.pagination import KeysetPage, Page, PaginationError, keyset, keyset_page, paginate
 
+
+def load_ipython_extension(ip: object) -> None:  # ``%load_ext toolkit``; IPython only then
+    from toolkit.notebook.magic import load_ipython_extension as load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: object) -> None:  # ``%unload_ext toolkit``
+    from toolkit.notebook.magic import unload_ipython_extension as unload
+
+    unload(ip)
+
+
 __all__ = [
     "ConfigurationError",
     "ConnectionFailed",
@@ -67,6 +80,7 @@ __all__ = [
     "get_session",
     "keyset",
     "keyset_page",
+    "load_ipython_extension",
     "migrate",
     "paginate",
     "profile",
@@ -78,5 +92,6 @@ __all__ = [
     "tables",
     "to_dataframe",
     "to_table",
+    "unload_ipython_extension",
     "upsert",
 ]

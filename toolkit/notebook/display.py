@@ -1,0 +1,155 @@
+"""Notebook display for ``%load_ext toolkit``.
+
+* A ``list`` of toolkit models (what ``get_all_users`` returns) renders as a compact HTML
+  table: loaded column values only (nothing is lazily loaded to draw it), escaped, at
+  most ``ROWS`` rows. Any other list keeps IPython's usual repr.
+* SQLAlchemy's ``MissingGreenlet`` (a lazy load in async code) is shown as one short
+  message naming the relationship and the two fixes, instead of a long traceback.
+"""
+
+from __future__ import annotations
+
+import types
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["ROWS", "missing_greenlet_message", "models_html", "register", "unregister"]
+
+ROWS = 20
+"""Rows a model list shows before "N more"."""
+
+_previous_printer: dict[int, Any] = {}
+
+
+def models_html(value: Any) -> str | None:
+    """An HTML table for a list of toolkit models; None (the default repr) otherwise."""
+    from toolkit.frames import to_dataframe
+    from toolkit.models import Base
+
+    if not isinstance(value, list) or not value:
+        return None
+    if not all(isinstance(item, Base) for item in value):
+        return None
+    kinds = sorted({type(item).__name__ for item in value})
+    frame = to_dataframe(value[:ROWS]) if len(kinds) == 1 else _mixed(value[:ROWS])
+    head = "".join(f"<th>{escape(str(name))}</th>" for name in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(cell)}</td>" for cell in row) + "</tr>"
+        for row in frame.itertuples(index=False, name=None)
+    )
+    footer = f"{len(value)} row{'' if len(value) == 1 else 's'} ({', '.join(kinds)})"
+    if len(value) > ROWS:
+        footer = f"{len(value) - ROWS} more · {footer}"
+    return (
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<p><small>{escape(footer)}</small></p>"
+    )
+
+
+def _mixed(items: list[Any]) -> pd.DataFrame:
+    return pd.DataFrame({"model": [repr(item) for item in items]})
+
+
+def _cell(value: Any) -> str:
+    missing = value is None or value is pd.NA or value is pd.NaT
+    if missing or (isinstance(value, float) and value != value):
+        return ""
+    return escape(str(value))
+
+
+def _chained(previous: Any) -> Any:
+    def printer(value: Any) -> str | None:
+        html = models_html(value)
+        if html is None and previous is not None:
+            return previous(value)  # type: ignore[no-any-return]
+        return html
+
+    printer.__toolkit__ = True  # type: ignore[attr-defined]
+    return printer
+
+
+# MissingGreenlet --------------------------------------------------------------------
+
+
+def _relationship(tb: types.TracebackType | None) -> Any:
+    """The relationship SQLAlchemy's lazy loader was loading when the error was raised:
+    a frame whose ``self`` is the lazy loader (``LazyLoader``; ``_LazyLoader`` in
+    SQLAlchemy 2.1) holds it as ``self.parent_property``."""
+    from sqlalchemy.orm import RelationshipProperty, strategies
+
+    loader = getattr(strategies, "LazyLoader", None) or getattr(strategies, "_LazyLoader", None)
+    found = None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        prop = getattr(owner, "parent_property", None)
+        if isinstance(prop, RelationshipProperty) and (loader is None or isinstance(owner, loader)):
+            found = prop
+        tb = tb.tb_next
+    return found
+
+
+def missing_greenlet_message(tb: types.TracebackType | None) -> str:
+    """One paragraph: what was lazily loaded, and how to load it instead."""
+    try:
+        prop = _relationship(tb)
+    except Exception:  # never let the explanation hide the error
+        prop = None
+    if prop is None:
+        return (
+            "MissingGreenlet: an attribute was lazily loaded (implicit I/O) in async code. "
+            "Load it in the query, e.g. .options(selectinload(Model.relationship)), "
+            "or await obj.awaitable_attrs.<name>."
+        )
+    owner = prop.parent.class_.__name__
+    return (
+        f"MissingGreenlet: {owner}.{prop.key} was lazily loaded in async code, which "
+        f"cannot do implicit I/O. Load it in the query: "
+        f".options(selectinload({owner}.{prop.key})), "
+        f"or await it: await obj.awaitable_attrs.{prop.key}"
+    )
+
+
+def _missing_greenlet(
+    shell: Any, etype: Any, value: Any, tb: Any, tb_offset: Any = None
+) -> list[str]:
+    # IPython's run_code ignores what a custom handler returns: show it here (in a kernel
+    # this sends the error message, ename "MissingGreenlet", with this one line).
+    stb = [missing_greenlet_message(tb)]
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
+# Registration -----------------------------------------------------------------------
+
+
+def register(ip: Any) -> None:
+    from sqlalchemy.exc import MissingGreenlet
+
+    formatter = ip.display_formatter.formatters["text/html"]
+    try:
+        current = formatter.lookup_by_type(list)
+    except KeyError:
+        current = None
+    if not getattr(current, "__toolkit__", False):
+        _previous_printer[id(ip)] = current
+        formatter.for_type(list, _chained(current))
+    ip.set_custom_exc((MissingGreenlet,), _missing_greenlet)
+    ip._toolkit_custom_exc = True
+
+
+def unregister(ip: Any) -> None:
+    formatter = ip.display_formatter.formatters["text/html"]
+    try:
+        current = formatter.lookup_by_type(list)
+    except KeyError:
+        current = None
+    if getattr(current, "__toolkit__", False):
+        formatter.pop(list, None)
+        previous = _previous_printer.pop(id(ip), None)
+        if previous is not None:
+            formatter.for_type(list, previous)
+    if getattr(ip, "_toolkit_custom_exc", False):
+        ip.set_custom_exc((), None)
+        ip._toolkit_custom_exc = False

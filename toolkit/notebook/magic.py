@@ -1,0 +1,343 @@
+"""``%load_ext toolkit``: the ``%%sql`` cell magic (and ``%sql`` line magic).
+
+The SQL runs through ``tk.df`` (interruptible; its own pooled connection) and the cell
+returns a DataFrame. ``:name`` placeholders are bound from the notebook's namespace as
+parameters - never formatted in. Placeholders are found by a small tokenizer that skips
+quoted strings (``'...'``, ``E'...'``, ``$tag$...$tag$``), quoted identifiers, comments
+and ``::`` casts; colons it skips are escaped for SQLAlchemy's ``text()``, which would
+otherwise take ``'a :b'`` for a parameter.
+
+This module imports IPython; ``toolkit`` itself only imports it on ``%load_ext``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pandas as pd
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from sqlalchemy.exc import SQLAlchemyError
+
+from toolkit import errors
+from toolkit.notebook.bridge import run
+
+__all__ = ["Placeholders", "SqlMagics", "find_placeholders", "load_ipython_extension"]
+
+DEFAULT_LIMIT = 1000
+
+# IPython's magic_arguments helpers are untyped: typed aliases keep ``sql`` typed.
+_Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+_magic_arguments = cast(Callable[[], _Decorator], magic_arguments)
+_argument = cast(Callable[..., _Decorator], argument)
+_parse_argstring = cast(Callable[[Any, str], Any], parse_argstring)
+
+# What SQLAlchemy's text() takes for a bind parameter (sqlalchemy.sql.elements.TextClause).
+_SQLALCHEMY_BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)", re.UNICODE)
+_WORD = re.compile(r"\w+", re.UNICODE)
+_NAME = re.compile(r"[A-Za-z_]\w*", re.UNICODE)
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$", re.UNICODE)
+_WRITES = {"insert", "update", "delete", "merge"}
+
+
+@dataclass(frozen=True)
+class Placeholders:
+    """The result of scanning a statement: its placeholder names (in order of first use),
+    the SQL rewritten for SQLAlchemy's ``text()``, and the bare words outside literals."""
+
+    names: tuple[str, ...]
+    sql: str
+    words: tuple[str, ...]
+
+
+def find_placeholders(sql: str) -> Placeholders:
+    """Find the ``:name`` placeholders of ``sql`` outside strings, comments and casts.
+
+    The returned ``sql`` is the statement as ``text()`` must receive it, without trailing
+    semicolons and comments (so it can be wrapped in a subquery): colons inside
+    literals are escaped (``\\:``) so they stay literal, and a placeholder directly
+    followed by a ``::`` cast gets a space (``:x ::int``), which ``text()`` needs.
+    """
+    names: list[str] = []
+    words: list[str] = []
+    out: list[str] = []
+    i, n = 0, len(sql)
+    significant = 0  # len(out) after the last token that is not a comment, space or ';'
+
+    def literal(end: int) -> None:
+        # Copy sql[i:end] verbatim except colons text() would read as binds.
+        chunk = sql[i:end]
+        out.append(_SQLALCHEMY_BIND.sub(lambda m: "\\" + m.group(0), chunk))
+
+    while i < n:
+        c = sql[i]
+        nxt = sql[i + 1] if i + 1 < n else ""
+        if c == "-" and nxt == "-":
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            literal(end)
+            i = end
+            continue  # a comment: not significant
+        elif c == "/" and nxt == "*":
+            end = _block_comment_end(sql, i)
+            literal(end)
+            i = end
+            continue
+        elif c in "eE" and nxt == "'" and (i == 0 or not _is_word(sql[i - 1])):
+            end = _quoted_end(sql, i + 1, "'", backslash=True)
+            literal(end)
+            i = end
+        elif c in "'\"":
+            end = _quoted_end(sql, i, c, backslash=False)
+            literal(end)
+            i = end
+        elif c == "$" and (i == 0 or not _is_word(sql[i - 1])):
+            tag = _DOLLAR_TAG.match(sql, i)
+            if tag is None:  # $1 and the like: not a string
+                out.append(c)
+                i += 1
+                significant = len(out)
+                continue
+            close = sql.find(tag.group(0), tag.end())
+            end = n if close < 0 else close + len(tag.group(0))
+            literal(end)
+            i = end
+        elif c == ":" and nxt == ":":
+            out.append("::")
+            i += 2
+        elif c == ":" and (i == 0 or not (_is_word(sql[i - 1]) or sql[i - 1] == "\\")):
+            match = _NAME.match(sql, i + 1)
+            if match is None:
+                out.append(c)
+                i += 1
+                significant = len(out)
+                continue
+            name = match.group(0)
+            if name not in names:
+                names.append(name)
+            out.append(":" + name)
+            i = match.end()
+            if sql.startswith("::", i):
+                out.append(" ")
+        elif _is_word(c):
+            match = _WORD.match(sql, i)
+            assert match is not None
+            words.append(match.group(0).lower())
+            out.append(match.group(0))
+            i = match.end()
+        else:
+            out.append(c)
+            i += 1
+            if c.isspace() or c == ";":
+                continue
+        significant = len(out)
+    return Placeholders(tuple(names), "".join(out[:significant]), tuple(words))
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _quoted_end(sql: str, start: int, quote: str, *, backslash: bool) -> int:
+    """The index after the quote closing the string opened at ``start``."""
+    i = start + 1
+    while i < len(sql):
+        c = sql[i]
+        if backslash and c == "\\":
+            i += 2
+            continue
+        if c == quote:
+            if sql.startswith(quote, i + 1):  # '' (or "") is an escaped quote
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return len(sql)
+
+
+def _block_comment_end(sql: str, start: int) -> int:
+    """PostgreSQL block comments nest."""
+    depth, i = 0, start
+    while i < len(sql):
+        if sql.startswith("/*", i):
+            depth += 1
+            i += 2
+        elif sql.startswith("*/", i):
+            depth -= 1
+            i += 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return len(sql)
+
+
+def _is_query(scan: Placeholders) -> bool:
+    """A row-returning query that can be wrapped in ``SELECT * FROM (...) LIMIT``."""
+    from toolkit.frames import _plannable
+
+    if not _plannable(scan.sql):
+        return False
+    # WITH ... INSERT/UPDATE/DELETE must stay at the top level: run it as a statement.
+    return not (scan.words and scan.words[0] == "with" and _WRITES & set(scan.words))
+
+
+# The magic -------------------------------------------------------------------------
+
+_OPTION_WITH_VALUE = {"-o", "--out", "--limit"}
+_FLAG = {"-v", "--show-sql"}
+_TOKEN = re.compile(r"\S+")
+
+
+def _split_line(line: str) -> tuple[str, str]:
+    """``%sql [options] SQL``: the leading options, and the SQL after them."""
+    position, expect_value = 0, False
+    for match in _TOKEN.finditer(line):
+        token = match.group(0)
+        if expect_value:
+            expect_value = False
+        elif token in _OPTION_WITH_VALUE:
+            expect_value = True
+        elif token in _FLAG or token.startswith("--limit=") or token.startswith("--out="):
+            pass
+        else:
+            break
+        position = match.end()
+    return line[:position], line[position:]
+
+
+@magics_class
+class SqlMagics(Magics):
+    """``%%sql`` / ``%sql``: SQL in, DataFrame out."""
+
+    @_magic_arguments()
+    @_argument("-o", "--out", metavar="NAME", help="also store the DataFrame in this variable")
+    @_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help=f"show at most N rows (default {DEFAULT_LIMIT}; 0 for all)",
+    )
+    @_argument(
+        "-v",
+        "--show-sql",
+        action="store_true",
+        help="print the SQL, the bound parameter names and the elapsed time",
+    )
+    @line_cell_magic
+    def sql(self, line: str, cell: str | None = None) -> pd.DataFrame | None:
+        """Run SQL; ``:name`` binds the notebook variable ``name`` as a parameter."""
+        if cell is None:
+            options, statement = _split_line(line)
+        else:
+            options, statement = line, cell
+        args = _parse_argstring(self.sql, options)
+        if args.limit < 0:
+            raise UsageError("--limit must be 0 (no cap) or a positive number of rows")
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"-o needs a variable name, not {args.out!r}")
+        statement = statement.strip()
+        if not statement:
+            raise UsageError("no SQL to run: write it after %sql, or in the %%sql cell")
+        scan = find_placeholders(statement)
+        params = self._params(scan.names)
+        started = time.perf_counter()
+        try:
+            frame, note = run(_execute(scan, params, args.limit))
+        except errors.ToolkitError as exc:
+            raise UsageError(str(exc)) from None
+        except SQLAlchemyError as exc:  # not a server error, e.g. a bad bind value
+            raise UsageError(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        elapsed = time.perf_counter() - started
+        if args.show_sql:
+            bound = ", ".join(f":{name}" for name in scan.names) or "none"
+            print(f"{statement}\n-- parameters: {bound}; {elapsed * 1000:.0f} ms")
+        if note:
+            print(note)
+        if frame is not None and args.out is not None:
+            self._namespace()[args.out] = frame
+        return frame
+
+    def _namespace(self) -> dict[str, Any]:
+        if self.shell is None:
+            raise UsageError("%sql needs IPython: load it with %load_ext toolkit")
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
+    def _params(self, names: tuple[str, ...]) -> dict[str, Any]:
+        namespace: Mapping[str, Any] = self._namespace()
+        params: dict[str, Any] = {}
+        for name in names:
+            if name not in namespace:
+                raise UsageError(f"no variable named {name!r} in the notebook for :{name}")
+            params[name] = namespace[name]
+        return params
+
+
+async def _execute(
+    scan: Placeholders, params: dict[str, Any], limit: int
+) -> tuple[pd.DataFrame | None, str | None]:
+    """Run one statement on its own connection: (frame or None, a note to print)."""
+    import toolkit as tk
+
+    if _is_query(scan):
+        if not limit:
+            return await tk.df(scan.sql, params or None), None
+        capped = f"SELECT * FROM (\n{scan.sql}\n) AS q LIMIT {limit + 1}"
+        frame = await tk.df(capped, params or None)
+        if len(frame) > limit:
+            note = f"showing the first {limit} rows (--limit 0 for all)"
+            return frame.iloc[:limit], note
+        return frame, None
+    return await _run_statement(scan.sql, params, limit)
+
+
+async def _run_statement(
+    sql: str, params: dict[str, Any], limit: int
+) -> tuple[pd.DataFrame | None, str | None]:
+    """INSERT/UPDATE/DDL...: in a session of its own, committed; rows if it returns any."""
+    import toolkit as tk
+    from toolkit.frames import _statement
+
+    with errors.translated():
+        async with tk.session() as s:
+            result = await s.execute(_statement(sql, params or None))
+            if result.returns_rows:
+                rows = result.fetchall() if not limit else result.fetchmany(limit + 1)
+                columns = list(result.keys())
+                frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+                if limit and len(frame) > limit:
+                    note = f"showing the first {limit} rows (--limit 0 for all)"
+                    return frame.iloc[:limit], note
+                return frame, None
+            count = result.rowcount
+    if count is not None and count >= 0:
+        return None, f"{count} row{'' if count == 1 else 's'} affected"
+    return None, "done"
+
+
+# Extension entry points --------------------------------------------------------------
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext toolkit``: the magics, HTML for model lists, the MissingGreenlet note."""
+    from toolkit.notebook import display
+
+    ip.register_magics(SqlMagics)
+    display.register(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """``%unload_ext toolkit``: remove what ``load_ipython_extension`` added."""
+    from toolkit.notebook import display
+
+    display.unregister(ip)
+    magics = ip.magics_manager.magics
+    for kind in ("line", "cell"):
+        if "sql" in magics[kind]:
+            del magics[kind]["sql"]

@@ -173,3 +173,15 @@ async def test_a_hundred_tasks_cancelled_mid_query_leave_no_connection_checked_o
         assert await _checked_out(database) == 0
         assert (await tk.df(ACTIVE.replace("20", "5"), database=database))["n"][0] == 0
         assert (await tk.df("select 1 as one", database=database))["one"][0] == 1
+
+
+@pytest.mark.slow
+def test_interrupting_the_sql_magic_cancels_the_query_on_the_server(kernel: Kernel) -> None:
+    kernel.run("%load_ext toolkit")
+    waited, outputs = _interrupt_and_wait(kernel, f"%%sql\n{SLEEP}")
+    assert waited < 10, f"the cell stayed busy {waited:.1f} s: the query was not cancelled"
+    assert "KeyboardInterrupt" in str(outputs)
+    after = kernel.run(f"print((await tk.df(\"{ACTIVE}\"))['n'][0])")
+    assert _printed(after).strip() == "0"
+    again = kernel.run("%%sql -o x\nselect 42 as answer")
+    assert "42" in str(again)

@@ -58,6 +58,8 @@ COPY_THRESHOLD = 2_000
 
 # COPY's text depends on these settings; they are pinned for the COPY and restored after.
 _COPY_SETTINGS = {"DateStyle": "ISO, YMD", "TimeZone": "UTC", "extra_float_digits": "1"}
+_COPY_IN_ROWS = 65_536
+"""Rows per CSV slice sent to COPY FROM STDIN."""
 _FEED_LIMIT = 2 << 20
 """Bytes of COPY output that may wait for the parser while streaming."""
 _BATCHES_AHEAD = 2
@@ -377,14 +379,24 @@ async def copy_arrow(raw: Any, arrow: pa.Table, table: str, schema: str | None) 
     """COPY a ``csv_ready`` Arrow table into ``table``: CSV written by Arrow's C++ writer,
     no Python object per cell. Unquoted empty fields are NULL; empty strings are quoted.
     Runs inside the caller's transaction, with TimeZone pinned to UTC for its duration."""
-    buffer = io.BytesIO()
-    pcsv.write_csv(arrow, buffer, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
-    buffer.seek(0)
+    options = pcsv.WriteOptions(include_header=False, quoting_style="needed")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        # One COPY fed in slices: PostgreSQL parses a slice while the next is written.
+        for batch in arrow.to_batches(max_chunksize=_COPY_IN_ROWS):
+            buffer = io.BytesIO()
+            pcsv.write_csv(pa.Table.from_batches([batch]), buffer, options)
+            yield buffer.getvalue()
+
     saved = await raw.fetchval("SELECT current_setting('TimeZone')")
     await _set(raw, {"TimeZone": "UTC"})
     try:
         await raw.copy_to_table(
-            table, source=buffer, columns=list(arrow.column_names), schema_name=schema, format="csv"
+            table,
+            source=chunks(),
+            columns=list(arrow.column_names),
+            schema_name=schema,
+            format="csv",
         )
     finally:
         await _set(raw, {"TimeZone": saved})

@@ -271,3 +271,13 @@ async def test_naive_timestamps_with_nulls_on_the_row_path(session: AsyncSession
     )
     assert str(frame["at"].dtype) == "datetime64[us]"
     assert frame["at"].isna().tolist() == [False, True]
+
+
+async def test_a_failing_query_in_a_session_leaves_the_session_usable(
+    session: AsyncSession,
+) -> None:
+    await queries.create_user(session, "kept@example.com", "Kept")  # uncommitted work
+    with pytest.raises(tk.DatabaseError, match="division by zero"):
+        await tk.df("SELECT 1 / 0 AS boom", session=session)
+    frame = await tk.df("SELECT email FROM users", session=session)
+    assert frame["email"].tolist() == ["kept@example.com"]

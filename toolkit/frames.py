@@ -93,15 +93,19 @@ async def df(
     statement = _statement(query, params)
     with errors.translated():
         async with driver_connection(session, database) as raw:
-            sql, args = _compile(statement, params)
-            prepared = await _prepare(raw, sql)
-            columns = pgtypes.columns_from_attributes(prepared.get_attributes())
-            _require_rows(columns)
-            if await _use_copy(raw, sql, args, columns):
-                result = await _via_copy(raw, sql, args, columns, dtype_backend)
-                if result is not None:
-                    return result
-            return _from_records(columns, await prepared.fetch(*args), dtype_backend)
+            # In a caller's transaction, a savepoint: a failing query is undone alone and
+            # the session stays usable, its uncommitted work intact.
+            guard = raw.transaction() if raw.is_in_transaction() else nullcontext()
+            async with guard:
+                sql, args = _compile(statement, params)
+                prepared = await _prepare(raw, sql)
+                columns = pgtypes.columns_from_attributes(prepared.get_attributes())
+                _require_rows(columns)
+                if await _use_copy(raw, sql, args, columns):
+                    result = await _via_copy(raw, sql, args, columns, dtype_backend)
+                    if result is not None:
+                        return result
+                return _from_records(columns, await prepared.fetch(*args), dtype_backend)
 
 
 async def stream_df(

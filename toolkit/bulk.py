@@ -276,13 +276,7 @@ def _records(
         return list(columns or []), []
     elif isinstance(rows[0], Mapping):
         mapped: Sequence[Mapping[str, Any]] = rows  # type: ignore[assignment]
-        names = list(mapped[0])
-        first = mapped[0].keys()
-        for row in mapped:
-            if row.keys() != first:
-                raise errors.ToolkitError(
-                    f"every row needs the same columns: {sorted(row)} differs from {names}"
-                )
+        names = _same_columns(mapped)
         getter = operator.itemgetter(*names)
         records = (
             [getter(row) for row in mapped]
@@ -296,11 +290,7 @@ def _records(
         records = [tuple(r) for r in rows]
     if table is not None:
         records = _json_encoded(table, names, records)
-        unknown = [n for n in names if n not in table.columns]
-        if unknown:
-            raise errors.ToolkitError(
-                f"{table.name} has no column {unknown}; columns: {list(table.columns.keys())}"
-            )
+        _known_columns(table, names)
         if defaults:
             names, records = _with_defaults(table, names, records)
     return names, records
@@ -372,6 +362,26 @@ def _refuse_duplicates(arrays: list[list[Any]], positions: list[int], what: str)
     )
 
 
+def _same_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The column names of mapping rows, which must all have the same keys."""
+    names = list(rows[0])
+    first = rows[0].keys()
+    for row in rows:
+        if row.keys() != first:
+            raise errors.ToolkitError(
+                f"every row needs the same columns: {sorted(row)} differs from {names}"
+            )
+    return names
+
+
+def _known_columns(table: Table, names: Sequence[str]) -> None:
+    unknown = [n for n in names if n not in table.columns]
+    if unknown:
+        raise errors.ToolkitError(
+            f"{table.name} has no column {unknown}; columns: {list(table.columns.keys())}"
+        )
+
+
 def _column_arrays(
     table: Table, rows: Rows, *, defaults: bool
 ) -> tuple[list[str], list[list[Any]]]:
@@ -383,19 +393,9 @@ def _column_arrays(
     elif not rows:
         raise errors.ToolkitError("no rows given")
     else:
-        names = list(rows[0])
-        first = rows[0].keys()
-        for row in rows:
-            if row.keys() != first:
-                raise errors.ToolkitError(
-                    f"every row needs the same columns: {sorted(row)} differs from {names}"
-                )
+        names = _same_columns(rows)
         arrays = [[row[n] for row in rows] for n in names]
-    unknown = [n for n in names if n not in table.columns]
-    if unknown:
-        raise errors.ToolkitError(
-            f"{table.name} has no column {unknown}; columns: {list(table.columns.keys())}"
-        )
+    _known_columns(table, names)
     for i, name in enumerate(names):
         if isinstance(table.columns[name].type, sqltypes.JSON):
             arrays[i] = [v if v is None or isinstance(v, str) else json.dumps(v) for v in arrays[i]]

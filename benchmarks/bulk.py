@@ -17,19 +17,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
+
+from _harness import (
+    URL_ENV,
+    build_table,
+    default_url,
+    libpq_dsn,
+    machine_lines,
+    markdown_table,
+    maxrss_kib,
+    mb,
+    median_time,
+    parse_sizes,
+    postgres_line,
+    resolve_url,
+    rss_kib,
+    run_child,
+    server_info,
+    sqlalchemy_url,
+    table_filled,
+    target,
+    url_arg,
+    worker_url,
+)
 
 INSERT_TABLE = "bench_ins"
 UPDATE_TABLE = "bench_upd"
@@ -41,7 +59,6 @@ DEFAULT_ROWS = "100000,1000000"
 DEFAULT_DEPTHS = "1,10,100,1000,10000"
 ALL_UP_TO = 100_000  # insert sizes above this run only the fast approaches
 SLOW_SECONDS = 8.0  # a warm-up slower than this gets --slow-repeats timed runs
-URL_ENV = "TOOLKIT_BENCH_URL"  # carries the URL to workers when it holds a password
 SECTIONS = ("insert", "update", "pages")
 
 COLUMNS = ("n", "color", "amount", "created_at", "note", "flag")  # id comes from bigserial
@@ -127,34 +144,22 @@ def setup(url: str | None, sections: Sequence[str]) -> dict[str, Any]:
 
     import asyncpg
 
-    from toolkit import config, server
-
-    resolved = config.normalize_url(url) if url else server.start()
-    url_text = resolved.render_as_string(hide_password=False)
+    url_text, shown_url = resolve_url(url)
 
     async def main() -> dict[str, Any]:
-        conn = await asyncpg.connect(_libpq_dsn(url_text))
+        conn = await asyncpg.connect(libpq_dsn(url_text))
         try:
             built: float | None = None
             if "pages" in sections and not await _pages_ok(conn):
-                started = time.perf_counter()
-                await conn.execute(f"DROP TABLE IF EXISTS {PAGE_TABLE}")
-                async with conn.transaction():
-                    await conn.execute("SELECT setseed(0.42)")
-                    await conn.execute(PAGES_BUILD)
-                await conn.execute(f"VACUUM (ANALYZE) {PAGE_TABLE}")
-                built = time.perf_counter() - started
-                if not await _pages_ok(conn):
-                    raise RuntimeError(f"{PAGE_TABLE} does not look right after building it")
+                built = await build_table(conn, PAGE_TABLE, PAGES_BUILD, _pages_ok)
             settings = {
                 name: await conn.fetchval("SELECT current_setting($1)", name)
                 for name in ("shared_buffers", "max_wal_size", "synchronous_commit", "fsync")
             }
             return {
                 "url": url_text,
-                "shown_url": str(config.mask_url(resolved)),
-                "server_version": await conn.fetchval("SHOW server_version"),
-                "server_version_full": await conn.fetchval("SELECT version()"),
+                "shown_url": shown_url,
+                **await server_info(conn),
                 "settings": settings,
                 "built_seconds": built,
             }
@@ -168,15 +173,7 @@ async def _pages_ok(conn: Any) -> bool:
     exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", PAGE_TABLE)
     if not exists:
         return False
-    row = await conn.fetchrow(
-        f"SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM {PAGE_TABLE}"
-    )
-    has_pk = await conn.fetchval(
-        "SELECT count(*) FROM pg_index WHERE indrelid = $1::regclass AND indisprimary", PAGE_TABLE
-    )
-    return bool(
-        row["n"] == PAGE_TABLE_ROWS and row["lo"] == 1 and row["hi"] == PAGE_TABLE_ROWS
-    ) and bool(has_pk)
+    return await table_filled(conn, PAGE_TABLE, PAGE_TABLE_ROWS)
 
 
 def cleanup(url: str) -> dict[str, Any]:
@@ -185,7 +182,7 @@ def cleanup(url: str) -> dict[str, Any]:
     import asyncpg
 
     async def main() -> dict[str, Any]:
-        conn = await asyncpg.connect(_libpq_dsn(url))
+        conn = await asyncpg.connect(libpq_dsn(url))
         try:
             await conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
             return {"dropped": list(TABLES)}
@@ -195,20 +192,7 @@ def cleanup(url: str) -> dict[str, Any]:
     return asyncio.run(main())
 
 
-# URLs and the schema --------------------------------------------------------------
-
-
-def _libpq_dsn(url: str) -> str:
-    """``postgresql://...`` (libpq URI; asyncpg and ADBC read it), unix socket as ?host=."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _sqlalchemy_url(url: str, driver: str) -> Any:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(drivername=f"postgresql+{driver}")
+# The schema -----------------------------------------------------------------------------
 
 
 def _models() -> dict[str, Any]:
@@ -342,7 +326,7 @@ async def _insert_approach(name: str, url: str, data: Any) -> tuple[Run, Close]:
         from sqlalchemy import insert
         from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-        engine = create_async_engine(_sqlalchemy_url(url, "asyncpg"))
+        engine = create_async_engine(sqlalchemy_url(url, "asyncpg"))
         sessions = async_sessionmaker(engine, expire_on_commit=False)  # the seed's factory
 
         async def run_orm() -> int:
@@ -361,7 +345,7 @@ async def _insert_approach(name: str, url: str, data: Any) -> tuple[Run, Close]:
     if name in ("asyncpg-executemany", "asyncpg-copy"):
         import asyncpg
 
-        conn = await asyncpg.connect(_libpq_dsn(url))
+        conn = await asyncpg.connect(libpq_dsn(url))
         placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
         sql = f"INSERT INTO {INSERT_TABLE} ({', '.join(columns)}) VALUES ({placeholders})"
 
@@ -378,7 +362,7 @@ async def _insert_approach(name: str, url: str, data: Any) -> tuple[Run, Close]:
     if name in ("to_sql", "to_sql-copy"):
         from sqlalchemy import create_engine
 
-        sync_engine = create_engine(_sqlalchemy_url(url, "psycopg"))
+        sync_engine = create_engine(sqlalchemy_url(url, "psycopg"))
         method = _psql_insert_copy if name == "to_sql-copy" else None
 
         async def run_to_sql() -> int:
@@ -394,7 +378,7 @@ async def _insert_approach(name: str, url: str, data: Any) -> tuple[Run, Close]:
         import adbc_driver_postgresql.dbapi
         import pyarrow as pa
 
-        adbc = adbc_driver_postgresql.dbapi.connect(_libpq_dsn(url))
+        adbc = adbc_driver_postgresql.dbapi.connect(libpq_dsn(url))
         # adbc_ingest COPYs binary values typed by the Arrow schema, not by the table:
         # float64 cannot go to numeric ("not implemented") nor int64 to integer
         # ("incorrect binary data format"), so a user casts those columns by hand.
@@ -440,7 +424,7 @@ async def _update_approach(name: str, url: str, rows: list[dict[str, Any]]) -> t
         from sqlalchemy import bindparam, update
         from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-        engine = create_async_engine(_sqlalchemy_url(url, "asyncpg"))
+        engine = create_async_engine(sqlalchemy_url(url, "asyncpg"))
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         by_key = update(table).where(table.c.id == bindparam("b_id"))
 
@@ -461,7 +445,7 @@ async def _update_approach(name: str, url: str, rows: list[dict[str, Any]]) -> t
     if name in ("asyncpg-executemany", "asyncpg-unnest"):
         import asyncpg
 
-        conn = await asyncpg.connect(_libpq_dsn(url))
+        conn = await asyncpg.connect(libpq_dsn(url))
         per_row = f"UPDATE {UPDATE_TABLE} SET n = $2, note = $3 WHERE id = $1"
         arrays = (
             f"UPDATE {UPDATE_TABLE} AS t SET n = v.n, note = v.note "
@@ -499,17 +483,6 @@ async def _update_approach(name: str, url: str, rows: list[dict[str, Any]]) -> t
 # Workers ---------------------------------------------------------------------------
 
 
-def _rss_kib() -> int:
-    """Current resident set size in KiB."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    except OSError:
-        import psutil
-
-        return int(psutil.Process().memory_info().rss // 1024)
-
-
 def _reset_peak() -> bool:
     """Reset the kernel's peak-RSS mark (VmHWM) so the data set-up's peak does not count."""
     try:
@@ -526,8 +499,7 @@ def _peak_kib(reset: bool) -> int:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak // 1024 if sys.platform == "darwin" else peak)  # bytes on macOS
+    return maxrss_kib()
 
 
 async def _measure(
@@ -538,7 +510,7 @@ async def _measure(
 
     await prepare()
     gc.collect()
-    baseline = _rss_kib()
+    baseline = rss_kib()
     reset = _reset_peak()
     started = time.perf_counter()
     count = await run()
@@ -579,7 +551,7 @@ def insert_worker(name: str, rows: int, repeats: int, slow_repeats: int, url: st
     data = _insert_data(rows, INSERTS[name][2])
 
     async def main() -> dict[str, Any]:
-        admin = await asyncpg.connect(_libpq_dsn(url))
+        admin = await asyncpg.connect(libpq_dsn(url))
         try:
             await admin.execute(f"DROP TABLE IF EXISTS {INSERT_TABLE}")
             await admin.execute(
@@ -611,7 +583,7 @@ def update_worker(name: str, rows: int, repeats: int, slow_repeats: int, url: st
     updates = _update_rows(rows)
 
     async def main() -> dict[str, Any]:
-        admin = await asyncpg.connect(_libpq_dsn(url))
+        admin = await asyncpg.connect(libpq_dsn(url))
         try:
             await admin.execute(f"DROP TABLE IF EXISTS {UPDATE_TABLE}")
             await admin.execute(
@@ -705,7 +677,7 @@ def pages_worker(name: str, depths: list[int], min_runs: int, min_time: float, u
         db = tk.Database(url)
         try:
             out: dict[str, Any] = {"depths": {}}
-            baseline = _rss_kib()
+            baseline = rss_kib()
             reset = _reset_peak()
             for depth in depths:
                 cursor = None
@@ -746,36 +718,6 @@ def pages_worker(name: str, depths: list[int], min_runs: int, min_time: float, u
 # The parent ----------------------------------------------------------------------------
 
 
-def _run_child(args: Sequence[str], url: str | None, timeout: float) -> dict[str, Any]:
-    env = dict(os.environ)
-    env.pop(URL_ENV, None)
-    if url is not None:
-        env[URL_ENV] = url
-    try:
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-6:])
-        return {"error": f"exit {proc.returncode}: {tail}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _url_arg(url: str) -> tuple[str, str | None]:
-    """The URL for a worker's command line; one with a password travels in the environment."""
-    from urllib.parse import urlsplit
-
-    if urlsplit(url).password:
-        return "-", url
-    return url, None
-
-
 def _fmt_s(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds:.4f}"
@@ -787,72 +729,13 @@ def _fmt_ms(seconds: float) -> str:
     return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
 
 
-def _mb(kib: float) -> str:
-    return f"{kib / 1024:.1f}"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    align = ["<"] + [">"] * (len(headers) - 1)
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True))
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
-
-def _median(result: dict[str, Any] | None) -> float | None:
-    if not result or not result.get("times"):
-        return None
-    return statistics.median(result["times"])
-
-
 def _machine_info(info: dict[str, Any]) -> list[str]:
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    cpu = ""
-    memory = ""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        cpu = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in cpuinfo.splitlines()
-                if "model name" in line
-            ),
-            "",
-        )
-        meminfo = Path("/proc/meminfo").read_text().split()
-        memory = f", {int(meminfo[meminfo.index('MemTotal:') + 1]) / 2**20:.1f} GiB RAM"
-    except (OSError, ValueError, StopIteration):
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    packages = ", ".join(
-        f"{d} {version(d)}"
-        for d in (
-            "pandas",
-            "pyarrow",
-            "numpy",
-            "sqlalchemy",
-            "asyncpg",
-            "psycopg",
-            "adbc-driver-postgresql",
-        )
-    )
+    packages = ("pandas", "pyarrow", "numpy", "sqlalchemy", "asyncpg", "psycopg")
     settings = ", ".join(f"{k} {v}" for k, v in sorted(info["settings"].items()))
     built = info["built_seconds"]
     return [
-        f"machine: {os.cpu_count()} cores ({usable} usable) {cpu}{memory}; "
-        f"{platform.system()} {platform.release()}; load average {load} at start",
-        f"python {platform.python_version()}; {packages}",
-        f"PostgreSQL {info['server_version']} ({info['server_version_full']}); {settings}",
+        *machine_lines((*packages, "adbc-driver-postgresql"), load=True),
+        f"{postgres_line(info)}; {settings}",
         f"database: {info['shown_url']}"
         + (f"; {PAGE_TABLE} built now in {built:.1f} s" if built else ""),
     ]
@@ -860,8 +743,8 @@ def _machine_info(info: dict[str, Any]) -> list[str]:
 
 def parent(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    sizes = sorted({int(s.replace("_", "")) for s in args.rows.split(",") if s.strip()})
-    depths = sorted({int(s.replace("_", "")) for s in args.depths.split(",") if s.strip()})
+    sizes = parse_sizes(args.rows)
+    depths = parse_sizes(args.depths)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     if unknown := [s for s in sections if s not in SECTIONS]:
         raise SystemExit(f"--sections: unknown {unknown}; choose from {', '.join(SECTIONS)}")
@@ -871,10 +754,10 @@ def parent(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"--depths: each depth must be between 1 and {PAGE_TABLE_ROWS // PAGE_SIZE}"
         )
-    url = args.url or os.environ.get("TOOLKIT_DATABASE_URL", "").strip() or None
+    url = default_url(args.url)
 
     print("setting up ...", file=sys.stderr, flush=True)
-    info = _run_child(["--setup", ",".join(sections)], url, timeout=1800)
+    info = run_child(__file__, ["--setup", ",".join(sections)], url, timeout=1800)
     if "error" in info:
         print(f"set-up failed: {info['error']}", file=sys.stderr)
         return 1
@@ -887,7 +770,7 @@ def parent(args: argparse.Namespace) -> int:
         "(the input data is built before)."
     )
 
-    url_arg, url_env = _url_arg(info["url"])
+    worker_url_arg, url_env = url_arg(info["url"])
     common = ["--repeats", str(args.repeats), "--slow-repeats", str(args.slow_repeats)]
     inserts: dict[tuple[str, int], dict[str, Any]] = {}
     updates: dict[str, dict[str, Any]] = {}
@@ -895,9 +778,9 @@ def parent(args: argparse.Namespace) -> int:
 
     def run_worker(kind: str, key: str, size: str, label: str) -> dict[str, Any]:
         print(f"  {label} ...", file=sys.stderr, flush=True)
-        command = ["--worker", kind, key, size, url_arg, *common]
+        command = ["--worker", kind, key, size, worker_url_arg, *common]
         command += ["--page-runs", str(args.page_runs), "--page-time", str(args.page_time)]
-        result = _run_child(command, url_env, timeout=args.timeout)
+        result = run_child(__file__, command, url_env, timeout=args.timeout)
         if "error" in result:
             print(f"note: {label} failed: {result['error']}")
         return result
@@ -921,7 +804,7 @@ def parent(args: argparse.Namespace) -> int:
 
     _print_targets(sizes, inserts, updates, pages)
     if not args.keep:
-        done = _run_child(["--cleanup"], info["url"], timeout=300)
+        done = run_child(__file__, ["--cleanup"], info["url"], timeout=300)
         print(
             f"\ndropped {', '.join(done['dropped'])}"
             if "dropped" in done
@@ -953,7 +836,7 @@ def _check_cell(check: dict[str, Any] | None, reference: dict[str, Any] | None) 
 
 def _print_inserts(rows: int, available: Sequence[str], results: dict[Any, Any]) -> None:
     measured = [k for k in available if (k, rows) in results]
-    base = _median(results.get(("asyncpg-copy", rows)))
+    base = median_time(results.get(("asyncpg-copy", rows)))
     reference = next(
         (
             results[(k, rows)].get("check")
@@ -965,7 +848,7 @@ def _print_inserts(rows: int, available: Sequence[str], results: dict[Any, Any])
     lines = []
     for key in measured:
         result = results[(key, rows)]
-        median = _median(result)
+        median = median_time(result)
         if median is None:
             lines.append([INSERTS[key][0], INSERTS[key][2], "failed", *[""] * 7])
             continue
@@ -979,7 +862,7 @@ def _print_inserts(rows: int, available: Sequence[str], results: dict[Any, Any])
                 _fmt_s(result["warmup"]),
                 f"{rows / median:,.0f}",
                 f"{base / median:.2f}" if base else "-",
-                _mb(result["delta_kib"]),
+                mb(result["delta_kib"]),
                 str(len(result["times"])),
                 _check_cell(result.get("check"), reference)
                 + ("" if count_ok else f" (returned {result['count']:,})"),
@@ -988,7 +871,7 @@ def _print_inserts(rows: int, available: Sequence[str], results: dict[Any, Any])
     print(f"\nINSERT {rows:,} rows into {INSERT_TABLE}")
     headers = ["approach", "input", "median s", "min s", "1st run s", "rows/s"]
     headers += ["speed x copy_records", "RSS delta MB", "runs", "table content"]
-    print(_table(headers, lines))
+    print(markdown_table(headers, lines))
     if "adbc" in measured:
         print(
             "ADBC: n cast to int32 and amount to decimal128(12, 2) by hand - adbc_ingest types "
@@ -998,12 +881,12 @@ def _print_inserts(rows: int, available: Sequence[str], results: dict[Any, Any])
 
 
 def _print_updates(rows: int, results: dict[str, Any]) -> None:
-    base = _median(results.get("tk"))
+    base = median_time(results.get("tk"))
     reference = next((r["check"] for r in results.values() if r.get("check")), None)
     lines = []
     for key, label in UPDATES.items():
         result = results.get(key, {})
-        median = _median(result)
+        median = median_time(result)
         if median is None:
             lines.append([label, "failed", *[""] * 7])
             continue
@@ -1017,7 +900,7 @@ def _print_updates(rows: int, results: dict[str, Any]) -> None:
                 _fmt_s(result["warmup"]),
                 f"{rows / median:,.0f}",
                 f"{median / base:.2f}" if base else "-",
-                _mb(result["delta_kib"]),
+                mb(result["delta_kib"]),
                 str(len(result["times"])),
                 _check_cell(check, reference) + note,
             ]
@@ -1025,7 +908,7 @@ def _print_updates(rows: int, results: dict[str, Any]) -> None:
     print(f"\nUPDATE {rows:,} rows by primary key (new n and note; ids shuffled) in {UPDATE_TABLE}")
     headers = ["approach", "median s", "min s", "1st run s", "rows/s", "time x tk"]
     headers += ["RSS delta MB", "runs", "table content"]
-    print(_table(headers, lines))
+    print(markdown_table(headers, lines))
 
 
 def _print_pages(depths: Sequence[int], results: dict[str, Any]) -> None:
@@ -1033,7 +916,7 @@ def _print_pages(depths: Sequence[int], results: dict[str, Any]) -> None:
         return results.get(key, {}).get("depths", {}).get(str(depth))
 
     def median(key: str, depth: int) -> float | None:
-        return _median(cell(key, depth))
+        return median_time(cell(key, depth))
 
     keyset_first = median("keyset", depths[0]) if depths else None
     lines = []
@@ -1061,7 +944,7 @@ def _print_pages(depths: Sequence[int], results: dict[str, Any]) -> None:
     )
     headers = ["page", "OFFSET", *(f"{label} ms" for label in PAGERS.values())]
     headers += ["paginate x keyset", "offset x keyset", "keyset x page 1"]
-    print(_table(headers, lines))
+    print(markdown_table(headers, lines))
     count = results.get("offset", {}).get("count")
     if count:
         print(
@@ -1086,51 +969,44 @@ def _print_targets(
     updates: dict[str, Any],
     pages: dict[str, Any],
 ) -> None:
-    def check(text: str, ratio: float | None, bound: float, at_least: bool) -> None:
-        if ratio is None:
-            print(f"  n/a   {text} (not measured)")
-            return
-        ok = ratio >= bound if at_least else ratio <= bound
-        print(f"  {'PASS' if ok else 'FAIL'}  {text}: {ratio:.2f}x")
-
     def speed(key: str, peer: str, rows: int) -> float | None:
-        mine, theirs = _median(inserts.get((key, rows))), _median(inserts.get((peer, rows)))
+        mine, theirs = median_time(inserts.get((key, rows))), median_time(inserts.get((peer, rows)))
         return theirs / mine if mine and theirs else None
 
     print("\ntargets")
     big = max(sizes) if sizes else 0
     label = f"{big:,} rows"
     for key in ("tk-tuples", "tk-dicts"):
-        check(
+        target(
             f"insert {label}: {INSERTS[key][0]} throughput >= 0.8 x copy_records_to_table",
             speed(key, "asyncpg-copy", big),
             0.8,
             at_least=True,
         )
-    check(
+    target(
         f"insert {label}: tk.bulk_insert(DataFrame) throughput >= 1.0 x ADBC adbc_ingest",
         speed("tk-frame", "adbc", big),
         1.0,
         at_least=True,
     )
-    check(
+    target(
         f"insert {label}: tk.bulk_insert(DataFrame) throughput >= 2 x to_sql + COPY callable",
         speed("tk-frame", "to_sql-copy", big),
         2.0,
         at_least=True,
     )
-    tk_update = _median(updates.get("tk"))
-    hand = {k: _median(updates.get(k)) for k in HAND_WRITTEN}
+    tk_update = median_time(updates.get("tk"))
+    hand = {k: median_time(updates.get(k)) for k in HAND_WRITTEN}
     fastest = min((k for k in hand if hand[k]), key=lambda k: hand[k] or 0.0, default=None)
-    check(
+    target(
         "update: tk.bulk_update time <= 1.1 x the fastest hand-written approach"
         + (f" ({UPDATES[fastest]})" if fastest else ""),
         tk_update / hand[fastest] if tk_update and fastest and hand[fastest] else None,
         1.1,
         at_least=False,
     )
-    orm = _median(updates.get("orm"))
-    check(
+    orm = median_time(updates.get("orm"))
+    target(
         "update: tk.bulk_update >= 1.8 x faster than the ORM bulk update by PK",
         orm / tk_update if orm and tk_update else None,
         1.8,
@@ -1138,9 +1014,9 @@ def _print_targets(
     )
     keyset = pages.get("keyset", {}).get("depths", {})
     deep = max((int(d) for d in keyset), default=None)
-    first = _median(keyset.get("1"))
-    last = _median(keyset.get(str(deep))) if deep else None
-    check(
+    first = median_time(keyset.get("1"))
+    last = median_time(keyset.get(str(deep))) if deep else None
+    target(
         f"pages: keyset page at depth {deep or 10_000:,} <= 2 x page 1",
         last / first if first and last and deep and deep > 1 else None,
         2.0,
@@ -1196,8 +1072,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.worker:
         kind, name, size, url = args.worker
-        if url == "-":
-            url = os.environ[URL_ENV]
+        url = worker_url(url)
         if kind == "insert":
             result = insert_worker(name, int(size), args.repeats, args.slow_repeats, url)
         elif kind == "update":

@@ -16,19 +16,37 @@ See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
+
+from _harness import (
+    URL_ENV,
+    build_table,
+    default_url,
+    libpq_dsn,
+    machine_lines,
+    markdown_table,
+    maxrss_kib,
+    mb,
+    median_time,
+    parse_sizes,
+    postgres_line,
+    resolve_url,
+    rss_kib,
+    run_child,
+    server_info,
+    sqlalchemy_url,
+    table_filled,
+    target,
+    url_arg,
+    worker_url,
+)
 
 TABLE = "bench_frames"
 TABLE_ROWS = 1_000_000
@@ -36,7 +54,6 @@ SQL = f"SELECT * FROM {TABLE} WHERE id <= :rows"
 DEFAULT_ROWS = "100,10000,100000,1000000"
 SLOW_SECONDS = 5.0  # a warm-up slower than this gets --slow-repeats timed runs
 STREAM_CHUNK = 50_000
-URL_ENV = "TOOLKIT_BENCH_URL"  # carries the URL to workers when it holds a password
 
 # approach id -> (label, modules it needs)
 APPROACHES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -90,32 +107,20 @@ def setup(url: str | None) -> dict[str, Any]:
 
     import asyncpg
 
-    from toolkit import config, server
-
-    resolved = config.normalize_url(url) if url else server.start()
-    url_text = resolved.render_as_string(hide_password=False)
+    url_text, shown_url = resolve_url(url)
 
     async def main() -> dict[str, Any]:
-        conn = await asyncpg.connect(_libpq_dsn(url_text))
+        conn = await asyncpg.connect(libpq_dsn(url_text))
         try:
-            built = False
+            built: float | bool = False
             if not await _table_ok(conn):
-                started = time.perf_counter()
-                await conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-                async with conn.transaction():
-                    await conn.execute("SELECT setseed(0.42)")
-                    await conn.execute(BUILD)
-                await conn.execute(f"VACUUM (ANALYZE) {TABLE}")
-                built = time.perf_counter() - started
-                if not await _table_ok(conn):
-                    raise RuntimeError(f"{TABLE} does not look right after building it")
+                built = await build_table(conn, TABLE, BUILD, _table_ok)
             else:
                 await conn.execute(f"ANALYZE {TABLE}")
             return {
                 "url": url_text,
-                "shown_url": str(config.mask_url(resolved)),
-                "server_version": await conn.fetchval("SHOW server_version"),
-                "server_version_full": await conn.fetchval("SELECT version()"),
+                "shown_url": shown_url,
+                **await server_info(conn),
                 "built_seconds": built,
                 "table_size": await conn.fetchval(
                     f"SELECT pg_size_pretty(pg_total_relation_size('{TABLE}'))"
@@ -143,27 +148,10 @@ async def _table_ok(conn: Any) -> bool:
     ]
     if found != COLUMNS:
         return False
-    row = await conn.fetchrow(f"SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM {TABLE}")
-    has_pk = await conn.fetchval(
-        "SELECT count(*) FROM pg_index WHERE indrelid = $1::regclass AND indisprimary", TABLE
-    )
-    return bool(row["n"] == TABLE_ROWS and row["lo"] == 1 and row["hi"] == TABLE_ROWS and has_pk)
+    return await table_filled(conn, TABLE, TABLE_ROWS)
 
 
-# URLs for each client -----------------------------------------------------------------
-
-
-def _libpq_dsn(url: str) -> str:
-    """``postgresql://...`` (libpq URI; asyncpg and ADBC read it), unix socket as ?host=."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _sqlalchemy_url(url: str, driver: str) -> Any:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(drivername=f"postgresql+{driver}")
+# URLs for each client (the rest: _harness) --------------------------------------------
 
 
 def _connectorx_url(url: str) -> str:
@@ -217,7 +205,7 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], 
     if name == "asyncpg":
         import asyncpg
 
-        conn = await asyncpg.connect(_libpq_dsn(url))
+        conn = await asyncpg.connect(libpq_dsn(url))
         statement = await conn.prepare(SQL.replace(":rows", "$1"))
         names = [a.name for a in statement.get_attributes()]
 
@@ -235,7 +223,7 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], 
         from sqlalchemy import select
         from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-        engine = create_async_engine(_sqlalchemy_url(url, "asyncpg"))
+        engine = create_async_engine(sqlalchemy_url(url, "asyncpg"))
         table, model = _schema()
 
         async def run_core() -> Any:
@@ -255,7 +243,7 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], 
     if name == "read_sql":
         from sqlalchemy import create_engine
 
-        engine = create_engine(_sqlalchemy_url(url, "psycopg"))
+        engine = create_engine(sqlalchemy_url(url, "psycopg"))
 
         async def run_read_sql() -> Any:
             return pd.read_sql(literal_sql, engine)
@@ -281,7 +269,7 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], 
     if name == "adbc":
         import adbc_driver_postgresql.dbapi
 
-        adbc = adbc_driver_postgresql.dbapi.connect(_libpq_dsn(url))
+        adbc = adbc_driver_postgresql.dbapi.connect(libpq_dsn(url))
 
         async def run_adbc() -> Any:
             with adbc.cursor() as cur:
@@ -321,22 +309,6 @@ def _schema() -> tuple[Any, Any]:
 # The worker ----------------------------------------------------------------------------
 
 
-def _rss_kib() -> int:
-    """Current resident set size in KiB."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    except OSError:
-        import psutil
-
-        return int(psutil.Process().memory_info().rss // 1024)
-
-
-def _maxrss_kib() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak // 1024 if sys.platform == "darwin" else peak)  # bytes on macOS
-
-
 def worker(name: str, rows: int, repeats: int, slow_repeats: int, min_time: float, url: str):
     import asyncio
     import gc
@@ -347,8 +319,8 @@ def worker(name: str, rows: int, repeats: int, slow_repeats: int, min_time: floa
         run, close = await _approach(name, url, rows)
         try:
             gc.collect()
-            maxrss_before = _maxrss_kib()
-            baseline = _rss_kib()
+            maxrss_before = maxrss_kib()
+            baseline = rss_kib()
             started = time.perf_counter()
             result = await run()
             warmup = time.perf_counter() - started
@@ -365,7 +337,7 @@ def worker(name: str, rows: int, repeats: int, slow_repeats: int, min_time: floa
                 started = time.perf_counter()
                 result = await run()
                 times.append(time.perf_counter() - started)
-            peak = _maxrss_kib()  # before _describe, which allocates
+            peak = maxrss_kib()  # before _describe, which allocates
             return {
                 "approach": name,
                 "rows": rows,
@@ -402,33 +374,6 @@ def _describe(result: Any, pd: Any) -> dict[str, Any]:
 # The parent ----------------------------------------------------------------------------
 
 
-def _run_child(args: Sequence[str], url: str | None, timeout: float) -> dict[str, Any]:
-    env = dict(os.environ)
-    env.pop(URL_ENV, None)
-    if url is not None:
-        env[URL_ENV] = url
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-6:])
-        return {"error": f"exit {proc.returncode}: {tail}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _url_arg(url: str) -> tuple[str, str | None]:
-    """The URL for a worker's command line; one with a password travels in the environment."""
-    from urllib.parse import urlsplit
-
-    if urlsplit(url).password:
-        return "-", url
-    return url, None
-
-
 def _fmt_s(seconds: float) -> str:
     if seconds < 0.01:
         return f"{seconds:.5f}"
@@ -437,76 +382,17 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds:.3f}"
 
 
-def _mb(kib: float) -> str:
-    return f"{kib / 1024:.1f}"
-
-
 def _ratio(value: float | None, base: float | None) -> str:
     if value is None or not base:
         return "-"
     return f"{value / base:.2f}"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    align = ["<"] + [">"] * (len(headers) - 1)
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True))
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
-
-def _median(result: dict[str, Any] | None) -> float | None:
-    if not result or "times" not in result:
-        return None
-    return statistics.median(result["times"])
-
-
 def _machine_info(setup_info: dict[str, Any]) -> list[str]:
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    cpu = ""
-    memory = ""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        cpu = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in cpuinfo.splitlines()
-                if "model name" in line
-            ),
-            "",
-        )
-        meminfo = Path("/proc/meminfo").read_text().split()
-        memory = f", {int(meminfo[meminfo.index('MemTotal:') + 1]) / 2**20:.1f} GiB RAM"
-    except (OSError, ValueError, StopIteration):
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    packages = ", ".join(
-        f"{d} {version(d)}"
-        for d in (
-            "pandas",
-            "pyarrow",
-            "numpy",
-            "sqlalchemy",
-            "asyncpg",
-            "psycopg",
-            "connectorx",
-            "adbc-driver-postgresql",
-        )
-    )
+    packages = ("pandas", "pyarrow", "numpy", "sqlalchemy", "asyncpg", "psycopg")
     return [
-        f"machine: {os.cpu_count()} cores ({usable} usable) {cpu}{memory}; "
-        f"{platform.system()} {platform.release()}",
-        f"python {platform.python_version()}; {packages}",
-        f"PostgreSQL {setup_info['server_version']} ({setup_info['server_version_full']})",
+        *machine_lines((*packages, "connectorx", "adbc-driver-postgresql")),
+        postgres_line(setup_info),
         f"database: {setup_info['shown_url']}; {TABLE}: {TABLE_ROWS:,} rows x {len(COLUMNS)} "
         f"columns, {setup_info['table_size']}"
         + (
@@ -519,13 +405,13 @@ def _machine_info(setup_info: dict[str, Any]) -> list[str]:
 
 def parent(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    sizes = sorted({int(s.replace("_", "")) for s in args.rows.split(",") if s.strip()})
+    sizes = parse_sizes(args.rows)
     if any(not 0 < s <= TABLE_ROWS for s in sizes):
         raise SystemExit(f"--rows: each size must be between 1 and {TABLE_ROWS:,}")
-    url = args.url or os.environ.get("TOOLKIT_DATABASE_URL", "").strip() or None
+    url = default_url(args.url)
 
     print(f"setting up (building {TABLE} if needed) ...", file=sys.stderr, flush=True)
-    setup_info = _run_child(["--setup"], url, timeout=1800)
+    setup_info = run_child(__file__, ["--setup"], url, timeout=1800, catch_timeout=False)
     if "error" in setup_info:
         print(f"set-up failed: {setup_info['error']}", file=sys.stderr)
         return 1
@@ -544,7 +430,7 @@ def parent(args: argparse.Namespace) -> int:
         else:
             approaches.append(key)
 
-    url_arg, url_env = _url_arg(setup_info["url"])
+    worker_url_arg, url_env = url_arg(setup_info["url"])
     results: dict[tuple[str, int], dict[str, Any]] = {}
 
     def measure(key: str, rows: int) -> dict[str, Any]:
@@ -554,13 +440,13 @@ def parent(args: argparse.Namespace) -> int:
             key,
             str(rows),
             str(args.repeats),
-            url_arg,
+            worker_url_arg,
             "--slow-repeats",
             str(args.slow_repeats),
             "--min-time",
             str(args.min_time),
         ]
-        result = _run_child(command, url_env, timeout=args.timeout)
+        result = run_child(__file__, command, url_env, timeout=args.timeout, catch_timeout=False)
         if "error" in result:
             print(f"note: {LABELS[key]} @ {rows:,} rows failed: {result['error']}")
         elif result["nrows"] != rows:
@@ -579,8 +465,8 @@ def parent(args: argparse.Namespace) -> int:
         full = results.get(("toolkit", stream_rows), {})
         print(
             f"\n{LABELS[STREAM]} over {stream_rows:,} rows: median "
-            f"{_fmt_s(_median(stream) or 0)} s, peak RSS delta {_mb(stream['delta_kib'])} MB "
-            f"(abs {_mb(stream['maxrss_kib'])} MB) vs tk.df {_mb(full.get('delta_kib', 0))} MB"
+            f"{_fmt_s(median_time(stream) or 0)} s, peak RSS delta {mb(stream['delta_kib'])} MB "
+            f"(abs {mb(stream['maxrss_kib'])} MB) vs tk.df {mb(full.get('delta_kib', 0))} MB"
         )
 
     _print_dtypes(sizes, approaches, results)
@@ -591,7 +477,7 @@ def parent(args: argparse.Namespace) -> int:
 
 def _print_size(rows: int, approaches: Sequence[str], results: dict[Any, Any]) -> None:
     base = results.get(("toolkit", rows), {})
-    base_median, base_delta = _median(base), base.get("delta_kib")
+    base_median, base_delta = median_time(base), base.get("delta_kib")
     lines = []
     for key in approaches:
         result = results.get((key, rows), {})
@@ -605,9 +491,9 @@ def _print_size(rows: int, approaches: Sequence[str], results: dict[Any, Any]) -
                 _fmt_s(median),
                 _fmt_s(min(result["times"])),
                 _fmt_s(result["warmup"]),
-                _mb(result["delta_kib"]),
-                _mb(result["maxrss_kib"]),
-                _mb(result.get("frame_kib", 0)),
+                mb(result["delta_kib"]),
+                mb(result["maxrss_kib"]),
+                mb(result.get("frame_kib", 0)),
                 _ratio(median, base_median),
                 _ratio(result["delta_kib"], base_delta),
                 str(len(result["times"])),
@@ -616,7 +502,7 @@ def _print_size(rows: int, approaches: Sequence[str], results: dict[Any, Any]) -
     print(f"\n{rows:,} rows")
     headers = ["approach", "median s", "min s", "1st run s", "peak RSS MB (delta)"]
     headers += ["peak RSS MB (abs)", "frame MB", "x tk.df", "RSS x tk.df", "runs"]
-    print(_table(headers, lines))
+    print(markdown_table(headers, lines))
 
 
 def _print_dtypes(sizes: Sequence[int], approaches: Sequence[str], results: dict[Any, Any]) -> None:
@@ -629,7 +515,7 @@ def _print_dtypes(sizes: Sequence[int], approaches: Sequence[str], results: dict
         [LABELS[k], *(results[(k, rows)]["dtypes"].get(c, "?") for c in columns)] for k in present
     ]
     print(f"\ndtypes at {rows:,} rows")
-    print(_table(["approach", *columns], lines))
+    print(markdown_table(["approach", *columns], lines))
     nulls = {k: results[(k, rows)]["nulls"] for k in present}
     reference = nulls[present[0]]
     print(f"NULLs ({LABELS[present[0]]}): " + ", ".join(f"{c} {n:,}" for c, n in reference.items()))
@@ -651,18 +537,13 @@ def _print_dtypes(sizes: Sequence[int], approaches: Sequence[str], results: dict
 
 def _print_targets(results: dict[Any, Any], stream_rows: int) -> None:
     def median(key: str, rows: int) -> float | None:
-        return _median(results.get((key, rows)))
+        return median_time(results.get((key, rows)))
 
     def delta(key: str, rows: int) -> float | None:
         return results.get((key, rows), {}).get("delta_kib")
 
     def check(text: str, value: float | None, other: float | None, bound: float) -> None:
-        if value is None or other is None:
-            print(f"  n/a   {text} (not measured)")
-            return
-        ratio = value / other
-        verdict = "PASS" if ratio <= bound else "FAIL"
-        print(f"  {verdict}  {text}: {ratio:.2f}x")
+        target(text, value / other if value is not None and other is not None else None, bound)
 
     big, small = 1_000_000, 100
     print("\ntargets")
@@ -725,8 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.worker:
         name, rows, repeats, url = args.worker
-        if url == "-":
-            url = os.environ[URL_ENV]
+        url = worker_url(url)
         result = worker(name, int(rows), int(repeats), args.slow_repeats, args.min_time, url)
         print(json.dumps(result))
         return 0

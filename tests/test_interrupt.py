@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 import toolkit as tk
+from tests.conftest import MakeDatabase
 from toolkit.database import Database
 
 SLEEP = "select pg_sleep(20)"
@@ -70,8 +71,10 @@ class Kernel:
 
 
 @pytest.fixture(scope="module")
-def kernel(database_url: URL) -> Iterator[Kernel]:
-    env = {**os.environ, "TOOLKIT_DATABASE_URL": database_url.render_as_string(False)}
+async def kernel(make_database: MakeDatabase) -> AsyncIterator[Kernel]:
+    """A kernel on a database of its own, like every test that lets other code commit."""
+    url = await make_database()
+    env = {**os.environ, "TOOLKIT_DATABASE_URL": url.render_as_string(False)}
     started = Kernel(env)
     started.run("import toolkit as tk\nawait tk.df('select 1')")
     yield started

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import URL
 
+from tests.conftest import MakeDatabase
 from tests.test_interrupt import Kernel
 from toolkit.notebook.magic import _split_line, find_placeholders
 
@@ -103,8 +103,10 @@ def test_importing_toolkit_does_not_import_ipython() -> None:
 
 
 @pytest.fixture(scope="module")
-def kernel(database_url: URL) -> Iterator[Kernel]:
-    env = {**os.environ, "TOOLKIT_DATABASE_URL": database_url.render_as_string(False)}
+async def kernel(make_database: MakeDatabase) -> AsyncIterator[Kernel]:
+    """A kernel on a database of its own: the magic commits (INSERT, create_user)."""
+    url = await make_database()
+    env = {**os.environ, "TOOLKIT_DATABASE_URL": url.render_as_string(False)}
     started = Kernel(env)
     outputs = started.run("import toolkit as tk\n%load_ext toolkit")
     assert _errors(outputs) == [], outputs

@@ -1,0 +1,251 @@
+"""The public functions: ``df``, ``stream_df``, ``to_table`` and ``to_dataframe``.
+
+The row path (rows over the binary protocol into Arrow columns) and the notebook niceties
+live here too; the COPY path is in ``copy_out``, ``to_table``'s COPY in ``copy_in``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import inspect
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from toolkit import errors, pgtypes
+from toolkit import frames as _package  # _via_copy patched on the package applies here
+from toolkit.database import Database, driver_connection
+from toolkit.frames.copy_in import _pg_type_for, _qualified, _quote, copy_arrow, csv_ready
+from toolkit.frames.copy_out import _estimate, _stream_copy, _use_copy
+from toolkit.frames.statements import (
+    Query,
+    _compile,
+    _plannable,
+    _prepare,
+    _require_rows,
+    _statement,
+)
+from toolkit.notebook.interrupt import interruptible
+from toolkit.pgtypes import Column, DtypeBackend
+
+
+@interruptible
+async def df(
+    query: Query,
+    params: Mapping[str, Any] | None = None,
+    *,
+    session: AsyncSession | None = None,
+    database: Database | None = None,
+    dtype_backend: DtypeBackend = "numpy_nullable",
+) -> pd.DataFrame:
+    """Run ``query`` and return its rows as a DataFrame.
+
+    ``query`` is a Core or ORM ``Select`` (an entity's columns become the frame's columns)
+    or SQL text with ``:named`` parameters bound from ``params`` - never formatted in.
+    With ``session`` it runs inside that session's transaction (it sees uncommitted rows).
+    ``dtype_backend="pyarrow"`` gives ``ArrowDtype`` columns (see ``toolkit.pgtypes``).
+    """
+    statement = _statement(query, params)
+    with errors.translated():
+        async with driver_connection(session, database) as raw:
+            # In a caller's transaction, a savepoint: a failing query is undone alone and
+            # the session stays usable, its uncommitted work intact.
+            guard = raw.transaction() if raw.is_in_transaction() else nullcontext()
+            async with guard:
+                sql, args = _compile(statement, params)
+                prepared = await _prepare(raw, sql)
+                columns = pgtypes.columns_from_attributes(prepared.get_attributes())
+                _require_rows(columns)
+                if await _use_copy(raw, sql, args, columns):
+                    result = await _package._via_copy(raw, sql, args, columns, dtype_backend)
+                    if result is not None:
+                        return result
+                return _from_records(columns, await prepared.fetch(*args), dtype_backend)
+
+
+async def stream_df(
+    query: Query,
+    params: Mapping[str, Any] | None = None,
+    *,
+    chunk_size: int = 50_000,
+    session: AsyncSession | None = None,
+    database: Database | None = None,
+    dtype_backend: DtypeBackend = "numpy_nullable",
+    progress: bool | None = None,
+) -> AsyncIterator[pd.DataFrame]:
+    """Yield the result in DataFrames of at most ``chunk_size`` rows.
+
+    Memory stays bounded by the chunk size whatever the result's size: COPY is read
+    only as fast as the chunks are consumed (results with types COPY cannot carry use a
+    server-side cursor instead). ``progress`` shows a bar (default: on in a notebook,
+    off in scripts). Chunks have ``tk.df``'s dtypes, except that an unconstrained
+    ``numeric`` column's decimal scale is that of each chunk.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    statement = _statement(query, params)
+    show = _in_notebook() if progress is None else progress
+    with errors.translated():
+        async with driver_connection(session, database) as raw:
+            sql, args = _compile(statement, params)
+            transaction = raw.transaction() if not raw.is_in_transaction() else nullcontext()
+            async with transaction:  # a cursor (or pinned COPY settings) lives in one
+                prepared = await _prepare(raw, sql)
+                columns = pgtypes.columns_from_attributes(prepared.get_attributes())
+                _require_rows(columns)
+                bar = _progress_bar(show)
+                try:
+                    if (
+                        all(c.copy_safe for c in columns)
+                        and _plannable(sql)
+                        and not (await _estimate(raw, sql, args))[1]
+                    ):
+                        chunks = _stream_copy(raw, sql, args, columns, chunk_size, dtype_backend)
+                    elif _plannable(sql):
+                        chunks = _stream_cursor(prepared, args, columns, chunk_size, dtype_backend)
+                    else:  # SHOW, EXPLAIN...: no cursor over those; their results are small
+                        chunks = _stream_fetched(prepared, args, columns, chunk_size, dtype_backend)
+                    async with contextlib.aclosing(chunks):
+                        async for chunk in chunks:
+                            bar.update(len(chunk))
+                            yield chunk
+                finally:
+                    bar.close()
+
+
+async def _stream_cursor(
+    prepared: Any,
+    args: Sequence[Any],
+    columns: Sequence[Column],
+    chunk_size: int,
+    backend: DtypeBackend,
+) -> AsyncGenerator[pd.DataFrame, None]:
+    cursor = await prepared.cursor(*args)
+    while True:
+        records = await cursor.fetch(chunk_size)
+        if not records:
+            return
+        yield _from_records(columns, records, backend)
+        if len(records) < chunk_size:
+            return
+
+
+async def _stream_fetched(
+    prepared: Any,
+    args: Sequence[Any],
+    columns: Sequence[Column],
+    chunk_size: int,
+    backend: DtypeBackend,
+) -> AsyncGenerator[pd.DataFrame, None]:
+    records = await prepared.fetch(*args)
+    for start in range(0, len(records), chunk_size):
+        yield _from_records(columns, records[start : start + chunk_size], backend)
+
+
+@interruptible
+async def to_table(
+    frame: pd.DataFrame,
+    table: str,
+    *,
+    schema: str | None = None,
+    if_exists: str = "fail",
+    session: AsyncSession | None = None,
+    database: Database | None = None,
+) -> int:
+    """Write ``frame`` to ``table`` with COPY FROM STDIN; returns the number of rows.
+
+    The frame goes to Arrow and then to CSV in C++, with no Python object per cell.
+    ``if_exists``: ``"fail"`` (the default), ``"append"``, or ``"replace"`` (drop and
+    recreate). A missing table is created from the frame's dtypes. All of it happens in
+    one transaction: on error nothing is written.
+    """
+    if if_exists not in ("fail", "append", "replace"):
+        raise ValueError('if_exists must be "fail", "append" or "replace"')
+    original = pa.Table.from_pandas(frame, preserve_index=False)
+    converted = csv_ready(original)
+    if converted is None:
+        raise errors.ToolkitError(
+            "to_table cannot write a column of this frame through COPY (bytes, UUID objects "
+            "or nested values) - convert it (e.g. .astype(str)), or use tk.bulk_insert"
+        )
+    arrow = converted
+    columns = [
+        (name, _pg_type_for(field.type, name))  # the types as given, before csv_ready
+        for name, field in zip(original.column_names, original.schema, strict=True)
+    ]
+    with errors.translated():
+        async with (
+            driver_connection(session, database, write=True) as raw,
+            raw.transaction(),  # a savepoint inside the caller's transaction
+        ):
+            exists = await raw.fetchval(
+                "SELECT to_regclass($1) IS NOT NULL", _qualified(table, schema)
+            )
+            if exists and if_exists == "fail":
+                raise errors.ToolkitError(
+                    f"table {table!r} already exists - pass if_exists='append' to add "
+                    "rows or if_exists='replace' to recreate it"
+                )
+            if exists and if_exists == "replace":
+                await raw.execute(f"DROP TABLE {_qualified(table, schema)}")
+            if not exists or if_exists == "replace":
+                definition = ", ".join(f"{_quote(n)} {t}" for n, t in columns)
+                await raw.execute(f"CREATE TABLE {_qualified(table, schema)} ({definition})")
+            await copy_arrow(raw, arrow, table, schema)
+    return int(arrow.num_rows)
+
+
+def to_dataframe(items: Iterable[Any]) -> pd.DataFrame:
+    """Models, rows, mappings or tuples already in memory -> DataFrame (no I/O).
+
+    For models only loaded column values are used; nothing is lazily loaded.
+    """
+    items = list(items)
+    if not items:
+        return pd.DataFrame()
+    first = items[0]
+    if isinstance(first, Row):
+        return pd.DataFrame.from_records([tuple(r) for r in items], columns=list(first._fields))
+    if isinstance(first, Mapping):
+        return pd.DataFrame.from_records(items)
+    mapper = inspect(type(first), raiseerr=False)
+    if mapper is not None and hasattr(mapper, "column_attrs"):
+        keys = list(mapper.column_attrs.keys())
+        records = []
+        for obj in items:
+            loaded = inspect(obj).dict
+            records.append({key: loaded.get(key) for key in keys})
+        return pd.DataFrame.from_records(records, columns=keys)
+    return pd.DataFrame.from_records(items)
+
+
+def _from_records(
+    columns: Sequence[Column], records: Sequence[Any], backend: DtypeBackend
+) -> pd.DataFrame:
+    by_column = list(zip(*records, strict=True)) if records else [()] * len(columns)
+    data = [pgtypes.column_from_values(c, v) for c, v in zip(columns, by_column, strict=True)]
+    return pgtypes.frame(columns, data, backend)
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    ipython = getattr(shell, "get_ipython", lambda: None)()
+    return ipython is not None and "IPKernelApp" in getattr(ipython, "config", {})
+
+
+def _progress_bar(enabled: bool) -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tqdm.auto warns when ipywidgets is missing
+        from tqdm.auto import tqdm
+
+        return tqdm(disable=not enabled, unit="rows", desc="stream_df")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import operator
-import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -35,6 +34,7 @@ from toolkit import errors
 from toolkit.database import Database, driver_connection
 from toolkit.frames import _compile, copy_arrow, csv_ready
 from toolkit.notebook.interrupt import interruptible
+from toolkit.notebook.progress import in_notebook, progress_bar
 
 __all__ = ["bulk_delete", "bulk_insert", "bulk_update", "upsert"]
 
@@ -244,13 +244,7 @@ def _frame_for_copy(frame: pd.DataFrame, table: Table | None) -> pa.Table | None
         return arrow
     names = [str(c) for c in frame.columns]
     for column in _python_defaults(table, names):
-        default: Any = column.default
-        values = (
-            [default.arg(None) for _ in range(arrow.num_rows)]
-            if default.is_callable
-            else [default.arg] * arrow.num_rows
-        )
-        arrow = arrow.append_column(column.name, pa.array(values))
+        arrow = arrow.append_column(column.name, pa.array(_default_values(column, arrow.num_rows)))
     return csv_ready(arrow)
 
 
@@ -300,21 +294,28 @@ def _json_encoded(
     table: Table, names: list[str], records: list[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
     """Serialise values of JSON columns (asyncpg sends json/jsonb as text)."""
-    positions = [
-        i
-        for i, n in enumerate(names)
-        if n in table.columns and isinstance(table.columns[n].type, sqltypes.JSON)
-    ]
+    positions = _json_positions(table, names)
     if not positions:
         return records
     encoded = []
     for record in records:
         values = list(record)
         for i in positions:
-            if values[i] is not None and not isinstance(values[i], str):
-                values[i] = json.dumps(values[i])
+            values[i] = _json_text(values[i])
         encoded.append(tuple(values))
     return encoded
+
+
+def _json_positions(table: Table, names: Sequence[str]) -> list[int]:
+    return [
+        i
+        for i, n in enumerate(names)
+        if n in table.columns and isinstance(table.columns[n].type, sqltypes.JSON)
+    ]
+
+
+def _json_text(value: Any) -> Any:
+    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
 def _python_defaults(table: Table, names: Sequence[str]) -> list[Column[Any]]:
@@ -335,16 +336,19 @@ def _with_defaults(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Add the omitted columns that have a Python-side default, with their values."""
     extra = _python_defaults(table, names)
-    if not extra:
-        return names, records
-    values = []
-    for column in extra:
-        default: Any = column.default
-        values.append((default.is_callable, default.arg))
-    filled = [
-        (*r, *(arg(None) if is_callable else arg for is_callable, arg in values)) for r in records
-    ]
+    if not extra or not records:
+        return [*names, *(c.name for c in extra)], records
+    added = zip(*(_default_values(c, len(records)) for c in extra), strict=True)
+    filled = [(*r, *more) for r, more in zip(records, added, strict=True)]
     return [*names, *(c.name for c in extra)], filled
+
+
+def _default_values(column: Column[Any], count: int) -> list[Any]:
+    """``count`` values of a column's Python-side default (a callable is called per row)."""
+    default: Any = column.default
+    if default.is_callable:
+        return [default.arg(None) for _ in range(count)]
+    return [default.arg] * count
 
 
 def _refuse_duplicates(arrays: list[list[Any]], positions: list[int], what: str) -> None:
@@ -396,19 +400,13 @@ def _column_arrays(
         names = _same_columns(rows)
         arrays = [[row[n] for row in rows] for n in names]
     _known_columns(table, names)
-    for i, name in enumerate(names):
-        if isinstance(table.columns[name].type, sqltypes.JSON):
-            arrays[i] = [v if v is None or isinstance(v, str) else json.dumps(v) for v in arrays[i]]
+    for i in _json_positions(table, names):
+        arrays[i] = [_json_text(v) for v in arrays[i]]
     if defaults:
         count = len(arrays[0]) if arrays else 0
         for column in _python_defaults(table, names):
-            default: Any = column.default
             names.append(column.name)
-            arrays.append(
-                [default.arg(None) for _ in range(count)]
-                if default.is_callable
-                else [default.arg] * count
-            )
+            arrays.append(_default_values(column, count))
     return names, arrays
 
 
@@ -497,13 +495,6 @@ def _chunks(records: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, 
 
 
 def _bar(total: int, enabled: bool | None, what: str) -> Any:
-    import warnings
-
-    from toolkit.frames import _in_notebook
-
-    show = (_in_notebook() and total > CHUNK) if enabled is None else enabled
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, disable=not show, unit="rows", desc=what, file=sys.stderr)
+    """A bar for large inputs in notebooks by default; ``enabled`` decides otherwise."""
+    show = (in_notebook() and total > CHUNK) if enabled is None else enabled
+    return progress_bar(total, show, what)

@@ -9,7 +9,6 @@ posts in about a second where ORM ``add_all`` takes tens of seconds.
 from __future__ import annotations
 
 import random
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from toolkit.database import Database, get_database
 from toolkit.errors import translated
 from toolkit.models import Comment, Post, Tag, User
 from toolkit.notebook.interrupt import interruptible
+from toolkit.notebook.progress import progress_bar
 
 __all__ = ["DemoCounts", "seed_demo"]
 
@@ -228,7 +228,7 @@ async def _seed(
 
     n_posts = n_users * posts_per_user
     n_comments = n_posts * comments_per_post
-    bar = _progress(n_users + n_posts + n_comments, progress)
+    bar = progress_bar(n_users + n_posts + n_comments, progress, "demo data")
 
     async def copy(table: str, columns: Sequence[str], rows: Iterator[tuple[Any, ...]]) -> int:
         count = 0
@@ -360,11 +360,3 @@ def _chunks(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[A
             chunk = []
     if chunk:
         yield chunk
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tqdm.auto warns when ipywidgets is missing
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, disable=not enabled, unit="rows", desc="demo data")

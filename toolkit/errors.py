@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from asyncpg import PostgresError
 from sqlalchemy.exc import DBAPIError
@@ -206,8 +205,3 @@ def connection_failed(where: str, exc: BaseException, *, source: str) -> Connect
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else "no detail"
-
-
-def describe(exc: Any) -> str:
-    """One line for a notebook: the class name and the message."""
-    return f"{type(exc).__name__}: {exc}"

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 # The public names, and (as ``X as X`` re-exports) the private ones that other toolkit
 # modules and the tests use.
-from toolkit.frames.api import _in_notebook as _in_notebook
 from toolkit.frames.api import df, stream_df, to_dataframe, to_table
 from toolkit.frames.copy_in import copy_arrow as copy_arrow
 from toolkit.frames.copy_in import csv_ready as csv_ready

@@ -7,7 +7,6 @@ live here too; the COPY path is in ``copy_out``, ``to_table``'s COPY in ``copy_i
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -32,6 +31,7 @@ from toolkit.frames.statements import (
     _statement,
 )
 from toolkit.notebook.interrupt import interruptible
+from toolkit.notebook.progress import in_notebook, progress_bar
 from toolkit.pgtypes import Column, DtypeBackend
 
 
@@ -90,7 +90,7 @@ async def stream_df(
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     statement = _statement(query, params)
-    show = _in_notebook() if progress is None else progress
+    show = in_notebook() if progress is None else progress
     with errors.translated():
         async with driver_connection(session, database) as raw:
             sql, args = _compile(statement, params)
@@ -99,7 +99,7 @@ async def stream_df(
                 prepared = await _prepare(raw, sql)
                 columns = pgtypes.columns_from_attributes(prepared.get_attributes())
                 _require_rows(columns)
-                bar = _progress_bar(show)
+                bar = progress_bar(None, show, "stream_df")
                 try:
                     if (
                         all(c.copy_safe for c in columns)
@@ -231,21 +231,3 @@ def _from_records(
     by_column = list(zip(*records, strict=True)) if records else [()] * len(columns)
     data = [pgtypes.column_from_values(c, v) for c, v in zip(columns, by_column, strict=True)]
     return pgtypes.frame(columns, data, backend)
-
-
-def _in_notebook() -> bool:
-    shell = sys.modules.get("IPython")
-    if shell is None:
-        return False
-    ipython = getattr(shell, "get_ipython", lambda: None)()
-    return ipython is not None and "IPKernelApp" in getattr(ipython, "config", {})
-
-
-def _progress_bar(enabled: bool) -> Any:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tqdm.auto warns when ipywidgets is missing
-        from tqdm.auto import tqdm
-
-        return tqdm(disable=not enabled, unit="rows", desc="stream_df")

@@ -20,14 +20,19 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
+from asyncpg import PostgresError
+from asyncpg.exceptions import InterfaceError
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Dialect
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from toolkit import config, errors
 
@@ -49,7 +54,9 @@ class Database:
     ``url`` may be a ``postgresql://`` or ``postgresql+asyncpg://`` URL; None means
     ``TOOLKIT_DATABASE_URL``, then ``DATABASE_URL``, then the embedded server.
     ``read_only`` makes the server reject writes; ``statement_timeout`` (seconds) makes it
-    cancel long statements. ``async with db:`` disposes the engine on exit.
+    cancel long statements; ``command_timeout`` (seconds) makes the client give up on a
+    statement (or a server that stopped answering) and cancel it. ``pool_timeout`` is how
+    long a call waits for a free pooled connection. ``async with db:`` disposes the engine.
     """
 
     def __init__(
@@ -61,7 +68,9 @@ class Database:
         echo: bool = False,
         pool_size: int = 5,
         max_overflow: int = 10,
+        pool_timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        command_timeout: float | None = None,
     ) -> None:
         self._given_url = url
         self._url: URL | None = None
@@ -73,7 +82,9 @@ class Database:
         self.echo = echo
         self.pool_size = pool_size
         self.max_overflow = max_overflow
+        self.pool_timeout = pool_timeout
         self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
             weakref.WeakKeyDictionary()
         )
@@ -166,15 +177,26 @@ class Database:
             server_settings["default_transaction_read_only"] = "on"
         if self.statement_timeout is not None:
             server_settings["statement_timeout"] = str(int(self.statement_timeout * 1000))
+        connect_args: dict[str, Any] = {
+            "server_settings": server_settings,
+            "timeout": self.connect_timeout,
+        }
+        if self.command_timeout is not None:
+            connect_args["command_timeout"] = self.command_timeout
         engine = create_async_engine(
             url,
             echo=self.echo,
+            poolclass=_ExplainedPool,
             pool_size=self.pool_size,
             max_overflow=self.max_overflow,
+            pool_timeout=self.pool_timeout,
             pool_pre_ping=True,
-            connect_args={"server_settings": server_settings, "timeout": self.connect_timeout},
+            connect_args=connect_args,
         )
-        _translate_connect_errors(engine, config.server_address(url), self._url_source)
+        _owners[engine.sync_engine] = self
+        where = config.server_address(url)
+        _translate_connect_errors(engine, where, self._url_source)
+        _translate_faults(engine, where, self)
         return engine
 
     def _forget_closed_loops(self) -> None:
@@ -257,7 +279,50 @@ def _translate_connect_errors(engine: AsyncEngine, where: str, source: str) -> N
             raise errors.connection_failed(where, exc, source=source) from None
 
 
+def _translate_faults(engine: AsyncEngine, where: str, database: Database) -> None:
+    """Raise a lost connection or a fired time limit as the toolkit error that names it.
+
+    SQLAlchemy has already invalidated the connection when this runs (a dead or timed-out
+    connection never goes back into the pool); pre-ping failures are left to the pool,
+    which reconnects silently.
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _fault(context: ExceptionContext) -> None:
+        exc = context.original_exception
+        if context.is_pre_ping or not isinstance(exc, Exception):
+            return  # pre-ping reconnects; CancelledError/KeyboardInterrupt stay as they are
+        fault = errors.fault_of(
+            exc,
+            disconnect=context.is_disconnect and not isinstance(exc, TimeoutError),
+            where=where,
+            statement_timeout=database.statement_timeout,
+            command_timeout=database.command_timeout,
+        )
+        if fault is not None:
+            raise fault from None
+
+
+class _ExplainedPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's async queue pool, whose timeout says what the pool is and how to size it."""
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        try:
+            return super()._do_get()
+        except sa_exc.TimeoutError:
+            raise errors.PoolExhausted(
+                f"no pooled connection came free within pool_timeout={self._timeout:g} s: "
+                f"all {self.size() + self._max_overflow} (pool_size={self.size()} + "
+                f"max_overflow={self._max_overflow}) are checked out by sessions or tasks "
+                "still running - close sessions you are done with (`async with` blocks), "
+                "limit concurrent tasks (asyncio.Semaphore), or raise pool_size/max_overflow "
+                "in tk.connect(...) below the server's max_connections"
+            ) from None
+
+
 _databases: weakref.WeakSet[Database] = weakref.WeakSet()
+_owners: weakref.WeakKeyDictionary[Engine, Database] = weakref.WeakKeyDictionary()
+"""The Database each engine belongs to, for its settings (timeouts) on the raw path."""
 
 
 async def dispose_all() -> None:
@@ -326,10 +391,39 @@ async def driver_connection(
         raw: Any = (await conn.get_raw_connection()).driver_connection
         if write and not raw.is_in_transaction():
             await conn.exec_driver_sql("SELECT 1")
-        yield raw
+        async with _faults_named(conn, raw):
+            yield raw
         return
     async with (database or get_database()).engine.connect() as conn:
-        yield (await conn.get_raw_connection()).driver_connection
+        raw = (await conn.get_raw_connection()).driver_connection
+        async with _faults_named(conn, raw):
+            yield raw
+
+
+@asynccontextmanager
+async def _faults_named(conn: AsyncConnection, raw: Any) -> AsyncIterator[None]:
+    """On the raw driver path, raise faults as the engine would (see ``_translate_faults``).
+
+    Errors there bypass SQLAlchemy, which would otherwise try to roll back a connection
+    the server dropped (and fail again) and put it back into the pool.
+    """
+    try:
+        yield
+    except (PostgresError, InterfaceError, TimeoutError) as exc:
+        lost = raw.is_closed()
+        if lost and not conn.invalidated:
+            await conn.invalidate()
+        database = _owners.get(conn.sync_engine.engine)
+        fault = errors.fault_of(
+            exc,
+            disconnect=lost,
+            where=config.server_address(conn.engine.url),
+            statement_timeout=database.statement_timeout if database else None,
+            command_timeout=database.command_timeout if database else None,
+        )
+        if fault is None:
+            raise
+        raise fault from None
 
 
 async_session: async_sessionmaker[AsyncSession] = _LoopBoundSessionmaker(None)

@@ -1,7 +1,9 @@
 """The toolkit's exceptions: one tree, messages that name the next step.
 
 Driver errors are classified by SQLSTATE (the five-character code PostgreSQL sends with
-every error), never by parsing message text, which changes with server version and locale.
+every error), not by parsing message text, which changes with server version and locale.
+One exception: SQLSTATE 57014 covers both a ``statement_timeout`` and a cancel request, and
+only the server's message tells them apart; a localised message leaves it a QueryCanceled.
 """
 
 from __future__ import annotations
@@ -11,21 +13,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from asyncpg import PostgresError
+from asyncpg.exceptions import ConnectionDoesNotExistError
 from sqlalchemy.exc import DBAPIError
 
 __all__ = [
     "ConfigurationError",
     "ConnectionFailed",
+    "ConnectionLost",
     "DatabaseError",
     "IntegrityViolation",
     "LazyLoadError",
     "PermissionDenied",
+    "PoolExhausted",
     "QueryCanceled",
+    "QueryTimeout",
     "ReadOnlyViolation",
     "ServerError",
     "ToolkitError",
     "UndefinedColumn",
     "UndefinedTable",
+    "fault_of",
     "from_dbapi_error",
     "sqlstate_of",
     "translated",
@@ -46,6 +53,18 @@ class ServerError(ToolkitError):
 
 class ConnectionFailed(ToolkitError):
     """No connection could be opened to the PostgreSQL server."""
+
+
+class ConnectionLost(ToolkitError):
+    """An open connection broke mid-operation (server restarted, backend terminated).
+
+    The server rolls back whatever transaction the connection had open, so nothing from
+    the failed unit of work was written; roll the session back and retry.
+    """
+
+
+class PoolExhausted(ToolkitError):
+    """Every pooled connection stayed checked out for longer than ``pool_timeout``."""
 
 
 class DatabaseError(ToolkitError):
@@ -75,6 +94,18 @@ class IntegrityViolation(DatabaseError):
 
 class QueryCanceled(DatabaseError):
     """The query was cancelled: a statement timeout or a user interrupt (SQLSTATE 57014)."""
+
+
+class QueryTimeout(QueryCanceled):
+    """A time limit ended the query: ``limit`` names which one, ``seconds`` its value.
+
+    ``"statement_timeout"`` is the server's limit (``Database(statement_timeout=...)``);
+    ``"command_timeout"`` is the client's (``Database(command_timeout=...)``), which also
+    covers a server that stopped answering. Either way the query no longer runs.
+    """
+
+    limit: str = "statement_timeout"
+    seconds: float | None = None
 
 
 class ReadOnlyViolation(DatabaseError):
@@ -156,12 +187,17 @@ def from_dbapi_error(exc: BaseException) -> DatabaseError | None:
 
 @contextmanager
 def translated() -> Iterator[None]:
-    """Re-raise database errors as toolkit errors: a SQLSTATE subclass where one is
-    mapped, else a plain DatabaseError; ``.original`` keeps the driver's exception."""
+    """Re-raise database errors as toolkit errors: a fault (lost connection, time limit)
+    or a SQLSTATE subclass where one is mapped, else a plain DatabaseError; ``.original``
+    keeps the driver's exception.
+
+    Statements run through SQLAlchemy get their faults mapped by the engine already
+    (``Database``); this also covers the raw asyncpg paths (COPY, array statements).
+    """
     try:
         yield
-    except (DBAPIError, PostgresError) as exc:
-        mapped = from_dbapi_error(exc)
+    except (DBAPIError, PostgresError, ConnectionDoesNotExistError, TimeoutError) as exc:
+        mapped: ToolkitError | None = fault_of(exc) or from_dbapi_error(exc)
         if mapped is None:
             code = sqlstate_of(exc)
             if code is None:
@@ -169,6 +205,83 @@ def translated() -> Iterator[None]:
             mapped = DatabaseError(_server_message(exc), sqlstate=code)
             mapped.original = exc
         raise mapped from None  # the server's message is in it; the driver chain is noise
+
+
+# Faults: lost connections and time limits -------------------------------------------
+
+# Server-sent codes that mean "this connection is gone" (class 08 is matched as a class).
+_LOST_CODES = {"57P01", "57P02", "57P03"}  # admin_shutdown, crash_shutdown, cannot_connect_now
+
+
+def fault_of(
+    exc: BaseException,
+    *,
+    disconnect: bool = False,
+    where: str | None = None,
+    statement_timeout: float | None = None,
+    command_timeout: float | None = None,
+) -> ToolkitError | None:
+    """The toolkit error for a fault - a time limit or a lost connection - else None.
+
+    ``disconnect`` is SQLAlchemy's own verdict, when it has one; the limits are the
+    configured values, quoted in the message.
+    """
+    if isinstance(exc, TimeoutError):  # asyncpg's command_timeout (asyncio.TimeoutError)
+        return query_timeout("command_timeout", command_timeout, exc)
+    code = sqlstate_of(exc)
+    if code == "57014" and "statement timeout" in _server_message(exc):
+        return query_timeout("statement_timeout", statement_timeout, exc)
+    lost = code in _LOST_CODES or (code or "").startswith("08")
+    if disconnect or lost or _wraps(exc, ConnectionDoesNotExistError):
+        return connection_lost(where, exc)
+    return None
+
+
+def query_timeout(limit: str, seconds: float | None, exc: BaseException) -> QueryTimeout:
+    """The one error for a time limit that ended a query; names the limit and its value."""
+    value = f"{limit}={seconds:g} s" if seconds is not None else limit
+    if limit == "command_timeout":
+        what = (
+            f"the client-side time limit fired ({value}): the toolkit stopped waiting, "
+            "cancelled the query and closed its connection, so it no longer runs on the server"
+        )
+        fix = "raise Database(command_timeout=...) or make the query cheaper"
+    else:
+        what = f"the server's time limit fired ({value}): PostgreSQL cancelled the statement"
+        fix = (
+            "raise Database(statement_timeout=...) (or SET statement_timeout), "
+            "or make the query cheaper"
+        )
+    error = QueryTimeout(f"{what} - {fix}", sqlstate="57014")
+    error.limit = limit
+    error.seconds = seconds
+    error.original = exc
+    return error
+
+
+def connection_lost(where: str | None, exc: BaseException) -> ConnectionLost:
+    """The one error for a connection that broke mid-operation."""
+    at = f" at {where}" if where else ""
+    detail = _first_line(exc).removeprefix("(sqlalchemy.dialects.postgresql.asyncpg.Error) ")
+    return ConnectionLost(
+        f"the connection to PostgreSQL{at} was lost mid-operation ({detail}); the server "
+        "rolled back its open transaction, so nothing from this unit of work was written - "
+        "roll back (await session.rollback(), or leave the `async with` block) and retry; "
+        "the pool reconnects by itself"
+    )
+
+
+def _wraps(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` is, or wraps (SQLAlchemy's ``orig``, ``__cause__``), a ``kind``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        nxt = getattr(current, "orig", None)
+        current = nxt if isinstance(nxt, BaseException) else current.__cause__
+    return False
 
 
 # Connection failures ---------------------------------------------------------------

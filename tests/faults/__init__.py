@@ -1,0 +1,1 @@
+"""Fault injection: each module provokes one kind of fault and asserts what still holds."""

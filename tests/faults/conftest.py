@@ -1,0 +1,91 @@
+"""Fixtures of the fault-injection cases: a database of their own, and a view from outside.
+
+Each case provokes a fault, so it gets a fresh migrated database (not the suite's shared
+one) and an ``Observer`` - an autocommit connection that is not part of the toolkit -
+to terminate backends and to read ``pg_stat_activity`` the way an administrator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from tests.conftest import MakeDatabase
+from toolkit.database import Database
+
+
+class Observer:
+    """An administrator's view of one database: its sessions, their queries, and a kill switch."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.database = url.database
+        self._engine: AsyncEngine = create_async_engine(
+            url, isolation_level="AUTOCOMMIT", poolclass=NullPool
+        )
+
+    async def _scalar_list(self, sql: str) -> list[object]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(text(sql), {"db": self.database})
+            return list(result.scalars())
+
+    async def backends(self) -> list[object]:
+        """Pids of the toolkit's connections to this database (the observer's excluded)."""
+        return await self._scalar_list(
+            "SELECT pid FROM pg_stat_activity WHERE datname = :db "
+            "AND application_name = 'toolkit' AND pid <> pg_backend_pid()"
+        )
+
+    async def active_queries(self) -> list[object]:
+        """Queries still running (or stuck in a transaction) on this database."""
+        return await self._scalar_list(
+            "SELECT query FROM pg_stat_activity WHERE datname = :db "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+            "AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')"
+        )
+
+    async def terminate(self, pid: object) -> None:
+        """Kill one backend, as ``pg_terminate_backend`` does, and wait until it is gone."""
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await self.wait_until(lambda pids: pid not in pids, self.backends)
+
+    async def wait_until(self, condition: object, probe: object, within: float = 10.0) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            value = await probe()  # type: ignore[operator]
+            if condition(value):  # type: ignore[operator]
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {within} s; last: {value!r}")
+            await asyncio.sleep(0.02)
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()
+
+
+@pytest.fixture
+async def fault_url(make_database: MakeDatabase) -> URL:
+    """A freshly migrated database for one fault case."""
+    return await make_database()
+
+
+@pytest.fixture
+async def observer(fault_url: URL) -> AsyncIterator[Observer]:
+    watcher = Observer(fault_url)
+    yield watcher
+    await watcher.dispose()
+
+
+@pytest.fixture
+async def fault_db(fault_url: URL) -> AsyncIterator[Database]:
+    """A toolkit Database on the fault case's own database (default pool settings)."""
+    async with Database(fault_url) as database:
+        yield database

@@ -1,16 +1,15 @@
-"""The embedded PostgreSQL server's lifecycle: init, start, status, url, stop, recovery.
+"""The embedded PostgreSQL server's lifecycle: init, start, status, url, stop.
 
 Each test owns a fresh data directory and stops its server on the way out, so no test
-sees another's server and none is left running.
+sees another's server and none is left running. Recovery from faults (a killed starter,
+a stale postmaster.pid, concurrent starts, paths with spaces) is in
+tests/faults/test_embedded_server.py, which reuses this module's fixtures.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,6 @@ import toolkit as tk
 from toolkit import server
 from toolkit.database import Database
 
-TOOLKIT_CLI = Path(sys.executable).parent / "toolkit"
 # Longest unix-socket path (sun_path minus its NUL) on Linux; macOS allows 103.
 SOCKET_PATH_MAX = 107
 
@@ -75,41 +73,6 @@ async def current_database(url: URL) -> str:
     async with Database(url, pool_size=1) as database:
         frame = await tk.df("select current_database() as name", database=database)
     return str(frame["name"].item())
-
-
-def dead_pid() -> int:
-    """The pid of a process that has exited (and been reaped)."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def read_pid_file(data_dir: Path) -> list[str]:
-    return (data_dir / "postmaster.pid").read_text().splitlines()
-
-
-def leave_stale_pid_file(data_dir: Path, template: list[str]) -> int:
-    """Do what a crash does: leave postmaster.pid naming a process that no longer exists.
-
-    ``template`` is a real postmaster.pid's lines; returns the dead pid written in.
-    """
-    pid_file = data_dir / "postmaster.pid"
-    assert not pid_file.exists()
-    gone = dead_pid()
-    pid_file.write_text("\n".join([str(gone), *template[1:]]) + "\n")
-    owner = data_dir.stat()  # the server's user must be able to replace it
-    os.chown(pid_file, owner.st_uid, owner.st_gid)
-    return gone
-
-
-def cli_env(data_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"TOOLKIT_DATABASE_URL", "DATABASE_URL", "TOOLKIT_DATA_DIR"}
-    }
-    env["TOOLKIT_DATA_DIR"] = str(data_dir)
-    return env
 
 
 # Without a server ------------------------------------------------------------------------
@@ -199,71 +162,6 @@ async def test_start_after_stop_in_the_same_process_starts_the_server_again(
     state = server.status(data_dir)
     assert state.running
     assert state.pid != old_pid
-    assert await current_database(url) == "toolkit"
-
-
-@pytest.mark.slow
-def test_server_outlives_a_killed_starter_and_toolkit_db_stop_stops_it(data_dir: Path) -> None:
-    starter = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from toolkit import server; "
-            "print(server.start(Path(sys.argv[1])), flush=True); time.sleep(120)",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert starter.stdout is not None
-        assert starter.stdout.readline().startswith("postgresql+asyncpg://")
-        pid = server.status(data_dir).pid
-    finally:
-        starter.send_signal(signal.SIGKILL)
-        starter.wait(timeout=30)
-        if starter.stdout is not None:
-            starter.stdout.close()
-    assert starter.returncode == -signal.SIGKILL
-
-    state = server.status(data_dir)
-    assert state.running
-    assert state.pid == pid
-
-    stopped = subprocess.run(
-        [str(TOOLKIT_CLI), "db", "stop"],
-        env=cli_env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert stopped.returncode == 0, stopped.stderr
-    assert stopped.stdout.strip() == "stopped"
-    assert not server.status(data_dir).running
-
-
-@pytest.mark.slow
-async def test_stale_postmaster_pid_is_reported_and_start_recovers(data_dir: Path) -> None:
-    server.start(data_dir)
-    real_pid_file = read_pid_file(data_dir)
-    server.stop(data_dir)
-    gone = leave_stale_pid_file(data_dir, real_pid_file)
-
-    state = server.status(data_dir)
-    assert not state.running
-    assert state.stale_pid_file
-    assert state.pid == gone
-    assert "stale" in state.describe()
-    assert server.url(data_dir) is None
-
-    url = server.start(data_dir)
-
-    state = server.status(data_dir)
-    assert state.running
-    assert not state.stale_pid_file
-    assert state.pid != gone
     assert await current_database(url) == "toolkit"
 
 

@@ -20,6 +20,8 @@ from toolkit.errors import (
     ConfigurationError,
     ConnectionFailed,
     DatabaseError,
+    InvalidCharacter,
+    InvalidIdentifier,
     ServerError,
     ToolkitError,
 )
@@ -57,6 +59,8 @@ __all__ = [
     "ConnectionFailed",
     "Database",
     "DatabaseError",
+    "InvalidCharacter",
+    "InvalidIdentifier",
     "KeysetPage",
     "NoSuchTable",
     "Page",

@@ -26,13 +26,13 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Column, Table, delete
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, sqltypes
 
-from toolkit import errors
+from toolkit import errors, identifiers
 from toolkit.database import Database, driver_connection
 from toolkit.frames import _compile, copy_arrow, csv_ready
+from toolkit.frames.statements import _dialect
 from toolkit.notebook.interrupt import interruptible
 from toolkit.notebook.progress import in_notebook, progress_bar
 
@@ -43,9 +43,6 @@ Rows = Sequence[Mapping[str, Any]] | pd.DataFrame
 
 CHUNK = 50_000
 """Rows per statement (or COPY) inside the one transaction: bounds memory, feeds the bar."""
-
-_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
-
 
 # Public API ------------------------------------------------------------------------
 
@@ -70,6 +67,9 @@ async def bulk_insert(
     """
     table = _table(target) if not isinstance(target, str) else None
     name, schema = (table.name, table.schema) if table is not None else _split_name(str(target))
+    identifiers.checked(name, "table name")
+    if schema is not None:
+        identifiers.checked(schema, "schema name")
     with errors.translated():
         async with (
             driver_connection(session, database, write=True) as raw,
@@ -83,6 +83,8 @@ async def bulk_insert(
                 await copy_arrow(raw, arrow, name, schema)
                 return ids if ids is not None else int(arrow.num_rows)
             names, records = _records(table, rows, columns)
+            for column in names:  # asyncpg quotes them; too long or NUL is refused here
+                identifiers.checked(column, "column name")
             ids = await _reserve_ids(raw, table, names, len(records), returning)
             if ids is not None:
                 names = [*names, _pk(table).name]
@@ -188,6 +190,7 @@ async def bulk_delete(
     Returns how many rows were deleted.
     """
     table = _table(model)
+    target = _format(table)  # checks the names before anything is sent
     with errors.translated():
         async with (
             driver_connection(session, database, write=True) as raw,
@@ -198,10 +201,8 @@ async def bulk_delete(
                 return _count(await raw.execute(sql, *args))
             keys = [c.name for c in table.primary_key.columns]
             records = [tuple(k) if len(keys) > 1 else (k,) for k in where]
-            sql = (
-                f"DELETE FROM {_format(table)} AS t USING {_unnest(table, keys)} WHERE "
-                + " AND ".join(f"t.{_q(k)} = v.{_q(k)}" for k in keys)
-            )
+            matched = " AND ".join(f"t.{_q(k)} = v.{_q(k)}" for k in keys)
+            sql = f"DELETE FROM {target} AS t USING {_unnest(table, keys)} WHERE {matched}"
             total = 0
             for chunk in _chunks(records):
                 total += _count(await raw.execute(sql, *_arrays(chunk, len(keys))))
@@ -414,11 +415,17 @@ def _column_arrays(
 
 
 def _q(name: str) -> str:
-    return str(_PG.identifier_preparer.quote(name))
+    return identifiers.quote(name, "column name")
 
 
 def _format(table: Table) -> str:
-    return str(_PG.identifier_preparer.format_table(table))
+    """The table's name, checked and quoted by the dialect the statements run on (asyncpg's):
+    the default PostgreSQL dialect is psycopg2's, whose "pyformat" paramstyle doubles every
+    % in a name ("a%b" -> "a%%b", another table)."""
+    identifiers.checked(table.name, "table name")
+    if table.schema is not None:
+        identifiers.checked(table.schema, "schema name")
+    return str(_dialect().identifier_preparer.format_table(table))
 
 
 def _unnest(table: Table | None, names: Sequence[str]) -> str:
@@ -426,7 +433,8 @@ def _unnest(table: Table | None, names: Sequence[str]) -> str:
     if table is None:
         raise errors.ToolkitError("this operation needs a mapped class or a Table")
     arrays = ", ".join(
-        f"${i}::{table.columns[n].type.compile(dialect=_PG)}[]" for i, n in enumerate(names, 1)
+        f"${i}::{table.columns[n].type.compile(dialect=_dialect())}[]"
+        for i, n in enumerate(names, 1)
     )
     return f"unnest({arrays}) AS v({', '.join(_q(n) for n in names)})"
 

@@ -7,6 +7,7 @@ so tests and notebooks can change it between calls.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -30,6 +31,11 @@ _POSTGRES_SPELLINGS = {
 }
 # Query parameters that carry secrets (libpq's names plus common token styles).
 _SECRET_KEYS = ("password", "passwd", "secret", "token", "sslkey", "apikey", "api_key")
+# ``key=value`` of a secret-bearing query parameter, in text that did not parse as a URL.
+_SECRET_VALUE = re.compile(
+    r"((?:^|[?&;\s])[^=&?;\s]*(?:" + "|".join(_SECRET_KEYS) + r")[^=&?;\s]*=)[^&;#\s]*",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,13 @@ class Settings:
     database_url: str | None
     url_source: str
     data_dir: Path | None
+
+    def __repr__(self) -> str:  # the URL may hold a password: shown masked
+        url = None if self.database_url is None else mask_url(self.database_url)
+        return (
+            f"Settings(database_url={url!r}, url_source={self.url_source!r}, "
+            f"data_dir={self.data_dir!r})"
+        )
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,7 +90,21 @@ def normalize_url(url: str | URL, *, source: str = "the URL you passed") -> URL:
         )
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise ConfigurationError(f"port {parsed.port} out of range in the URL from {source}")
-    return parsed.set(drivername=ASYNC_DRIVER)
+    return _password_from_query(parsed).set(drivername=ASYNC_DRIVER)
+
+
+def _password_from_query(url: URL) -> URL:
+    """``?password=...`` (libpq's spelling) moved into the URL's password field.
+
+    asyncpg takes it either way, but SQLAlchemy hides only the password field when it
+    shows a URL (an engine's repr, ``str(engine.url)``): a password left in the query
+    would be printed. As in libpq, the query's value wins over the one before the host.
+    """
+    value = url.query.get("password")
+    if value is None:
+        return url
+    password = value[-1] if isinstance(value, tuple) else value
+    return url.difference_update_query(["password"]).set(password=password)
 
 
 def mask_url(url: str | URL) -> str:
@@ -103,6 +130,7 @@ def _mask_text(text: str) -> str:
     Whatever stands before the last ``@`` may hold a password (the URL is malformed, so
     its parts cannot be trusted): keep only the scheme, when there is one, and the host.
     """
+    text = _SECRET_VALUE.sub(r"\1***", text)
     if "@" not in text:
         return text
     host = text.rpartition("@")[2]

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.util import await_
 
 from toolkit import config, errors
 
@@ -196,6 +197,7 @@ class Database:
         _owners[engine.sync_engine] = self
         where = config.server_address(url)
         _translate_connect_errors(engine, where, self._url_source)
+        event.listen(engine.sync_engine, "connect", _watch_for_lost_clients)
         _translate_faults(engine, where, self)
         return engine
 
@@ -277,6 +279,34 @@ def _translate_connect_errors(engine: AsyncEngine, where: str, source: str) -> N
             return dialect.connect(*cargs, **cparams)
         except Exception as exc:
             raise errors.connection_failed(where, exc, source=source) from None
+
+
+def _cancellation_behind(exc: BaseException) -> BaseException | None:
+    """The CancelledError or KeyboardInterrupt that ``exc`` was raised while handling."""
+    seen: set[int] = set()
+    current = exc.__context__
+    while current is not None and id(current) not in seen:
+        if isinstance(current, asyncio.CancelledError | KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__context__
+    return None
+
+
+def _watch_for_lost_clients(dbapi_connection: Any, record: Any) -> None:
+    """Make the server end a query whose client went away, even while it still computes.
+
+    Without ``client_connection_check_interval`` (PostgreSQL 14+) a backend notices a
+    closed connection only when it next writes; a cancelled COPY closes its connection.
+    """
+    raw = dbapi_connection.driver_connection
+    if raw.get_server_version() >= (14,):
+        # Not supported on every platform (e.g. Windows): then the server keeps its default.
+        with contextlib.suppress(PostgresError):
+            await_(raw.execute(f"SET client_connection_check_interval = {_CHECK_INTERVAL_MS}"))
+
+
+_CHECK_INTERVAL_MS = 500
 
 
 def _translate_faults(engine: AsyncEngine, where: str, database: Database) -> None:
@@ -396,23 +426,35 @@ async def driver_connection(
         return
     async with (database or get_database()).engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
-        async with _faults_named(conn, raw):
+        async with _faults_named(conn, raw, pooled=True):
             yield raw
 
 
 @asynccontextmanager
-async def _faults_named(conn: AsyncConnection, raw: Any) -> AsyncIterator[None]:
+async def _faults_named(
+    conn: AsyncConnection, raw: Any, *, pooled: bool = False
+) -> AsyncIterator[None]:
     """On the raw driver path, raise faults as the engine would (see ``_translate_faults``).
 
     Errors there bypass SQLAlchemy, which would otherwise try to roll back a connection
-    the server dropped (and fail again) and put it back into the pool.
+    the server dropped (and fail again). A pooled connection is also invalidated after a
+    cancellation or a client-side error: a raw call cut short may have left it inside a
+    BEGIN that SQLAlchemy knows nothing of, and would not roll back. Only after a server
+    error (the protocol then is at a clean sync point) does it go back into the pool.
     """
     try:
         yield
-    except (PostgresError, InterfaceError, TimeoutError) as exc:
+    except BaseException as exc:
         lost = raw.is_closed()
-        if lost and not conn.invalidated:
+        if not conn.invalidated and (lost or (pooled and not isinstance(exc, PostgresError))):
             await conn.invalidate()
+        if not isinstance(exc, PostgresError | InterfaceError | TimeoutError):
+            raise
+        cancelled = _cancellation_behind(exc)
+        if lost and cancelled is not None:
+            # A cancelled COPY closes its connection; the clean-up after it (a rollback)
+            # then fails on the closed connection. The cancellation is what happened.
+            raise cancelled from None
         database = _owners.get(conn.sync_engine.engine)
         fault = errors.fault_of(
             exc,

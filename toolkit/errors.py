@@ -22,6 +22,8 @@ __all__ = [
     "ConnectionLost",
     "DatabaseError",
     "IntegrityViolation",
+    "InvalidCharacter",
+    "InvalidIdentifier",
     "LazyLoadError",
     "PermissionDenied",
     "PoolExhausted",
@@ -318,3 +320,26 @@ def connection_failed(where: str, exc: BaseException, *, source: str) -> Connect
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else "no detail"
+
+
+# Input PostgreSQL cannot hold ------------------------------------------------------
+
+
+class InvalidIdentifier(ToolkitError, ValueError):
+    """A table, schema or column name PostgreSQL cannot hold as given: longer than 63 bytes
+    (the server silently truncates longer names, so another table or column could be
+    reached), empty, or containing a NUL character. Raised before anything is sent.
+    """
+
+
+class InvalidCharacter(DatabaseError):
+    """Text PostgreSQL cannot store: a NUL character (``\\x00``), or bytes that are not
+    valid in the database's encoding (SQLSTATE 22021, character_not_in_repertoire).
+    """
+
+
+_BY_CODE["22021"] = (
+    InvalidCharacter,
+    "PostgreSQL text cannot hold a NUL character (\\x00) - remove it "
+    "(e.g. s.replace('\\x00', '')) or store such values as bytea; the statement changed nothing",
+)

@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from toolkit import errors
 from toolkit.database import Database, get_database
 from toolkit.notebook.interrupt import interruptible
 
@@ -68,10 +69,11 @@ async def _run(step: Any, revision: str, database: Database | None) -> str | Non
         step(alembic_config(sync_conn), revision)
         return _current(sync_conn)
 
-    async with (database or get_database()).engine.connect() as conn:
-        result: str | None = await conn.run_sync(work)
-        await conn.commit()
-        return result
+    with errors.translated():  # a failed step: the server's message, as a DatabaseError
+        async with (database or get_database()).engine.connect() as conn:
+            result: str | None = await conn.run_sync(work)
+            await conn.commit()
+            return result
 
 
 def _current(sync_conn: Connection) -> str | None:

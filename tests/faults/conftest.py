@@ -44,11 +44,17 @@ class Observer:
         )
 
     async def active_queries(self) -> list[object]:
-        """Queries still running (or stuck in a transaction) on this database."""
+        """Queries still running (or stuck in a transaction) on this database.
+
+        A backend waiting for the client's next protocol message (``ClientRead``) runs
+        nothing: asyncpg sends Parse/Describe/Flush and the Sync with the next call, so a
+        task cancelled right after preparing leaves its pooled connection shown "active".
+        """
         return await self._scalar_list(
             "SELECT query FROM pg_stat_activity WHERE datname = :db "
             "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
-            "AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')"
+            "AND (state IN ('idle in transaction', 'idle in transaction (aborted)') "
+            "     OR (state = 'active' AND wait_event IS DISTINCT FROM 'ClientRead'))"
         )
 
     async def terminate(self, pid: object) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from toolkit import errors
+from toolkit import errors, identifiers
 from toolkit.database import Database, get_database
 
 TableName = str | Table | type
@@ -116,19 +116,37 @@ def _spellings(table: TableName) -> tuple[str, list[str]]:
         table = mapped
     if isinstance(table, Table):
         shown = f"{table.schema}.{table.name}" if table.schema else table.name
-        spec = _quote_always(table.name)
-        return shown, [f"{_quote_always(table.schema)}.{spec}" if table.schema else spec]
+        spec = _quote_always(identifiers.checked(table.name, "table name"))
+        if table.schema:
+            spec = f"{_quote_always(identifiers.checked(table.schema, 'schema name'))}.{spec}"
+        return shown, [spec]
     if not isinstance(table, str):
         raise TypeError(f"expected a table name, got {type(table).__name__}")
     if not table:
         raise ValueError("the table name is empty - tk.tables() lists the tables")
-    specs = [
-        f"{_quote_always(table[:i])}.{_quote_always(table[i + 1 :])}"
+    splits = [
+        (table[:i], table[i + 1 :])
         for i, char in enumerate(table)
         if char == "." and 0 < i < len(table) - 1
     ]
-    specs.append(_quote_always(table))  # a name that itself contains a dot
+    specs = [
+        f"{_quote_always(schema)}.{_quote_always(name)}"
+        for schema, name in splits
+        if _holdable(schema) and _holdable(name)
+    ]
+    if _holdable(table) or not specs:  # a name that itself contains a dot
+        # Too long a name is refused (InvalidIdentifier) rather than found truncated.
+        specs.append(_quote_always(identifiers.checked(table, "table name")))
     return table, specs
+
+
+def _holdable(name: str) -> bool:
+    """Whether PostgreSQL can hold ``name`` exactly (not too long, no NUL)."""
+    try:
+        identifiers.checked(name)
+    except errors.InvalidIdentifier:
+        return False
+    return True
 
 
 def _quote_always(name: str) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from toolkit import errors, frames
+from toolkit import errors, frames, identifiers
 from toolkit.database import Database
 from toolkit.explore.catalog import (
     _USER_SCHEMA,
@@ -85,6 +85,7 @@ async def tables(
     sql = _TABLES_SQL
     params: dict[str, Any] | None = None
     if schema is not None:
+        identifiers.checked(schema, "schema name")  # a longer name cannot match: say why
         sql += " AND n.nspname = :schema"
         params = {"schema": schema}
     frame = await frames.df(sql + " ORDER BY 1, 2", params, session=session, database=database)

@@ -179,24 +179,24 @@ async def to_table(
         (name, _pg_type_for(field.type, name))  # the types as given, before csv_ready
         for name, field in zip(original.column_names, original.schema, strict=True)
     ]
+    # Every name checked (InvalidIdentifier) and quoted before anything is sent.
+    target = _qualified(table, schema)
+    definition = ", ".join(f"{_quote(n)} {t}" for n, t in columns)
     with errors.translated():
         async with (
             driver_connection(session, database, write=True) as raw,
             raw.transaction(),  # a savepoint inside the caller's transaction
         ):
-            exists = await raw.fetchval(
-                "SELECT to_regclass($1) IS NOT NULL", _qualified(table, schema)
-            )
+            exists = await raw.fetchval("SELECT to_regclass($1) IS NOT NULL", target)
             if exists and if_exists == "fail":
                 raise errors.ToolkitError(
                     f"table {table!r} already exists - pass if_exists='append' to add "
                     "rows or if_exists='replace' to recreate it"
                 )
             if exists and if_exists == "replace":
-                await raw.execute(f"DROP TABLE {_qualified(table, schema)}")
+                await raw.execute(f"DROP TABLE {target}")
             if not exists or if_exists == "replace":
-                definition = ", ".join(f"{_quote(n)} {t}" for n, t in columns)
-                await raw.execute(f"CREATE TABLE {_qualified(table, schema)} ({definition})")
+                await raw.execute(f"CREATE TABLE {target} ({definition})")
             await copy_arrow(raw, arrow, table, schema)
     return int(arrow.num_rows)
 

@@ -12,9 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from toolkit import errors
+from toolkit import errors, identifiers
 from toolkit.frames.copy_out import _set
-from toolkit.frames.statements import _dialect
 
 _COPY_IN_ROWS = 65_536
 """Rows per CSV slice sent to COPY FROM STDIN."""
@@ -74,26 +73,28 @@ async def copy_arrow(raw: Any, arrow: pa.Table, table: str, schema: str | None) 
             pcsv.write_csv(pa.Table.from_batches([batch]), buffer, options)
             yield buffer.getvalue()
 
+    columns = [identifiers.checked(n, "column name") for n in arrow.column_names]
+    identifiers.checked(table, "table name")
+    if schema is not None:
+        identifiers.checked(schema, "schema name")
     saved = await raw.fetchval("SELECT current_setting('TimeZone')")
     await _set(raw, {"TimeZone": "UTC"})
-    try:
-        await raw.copy_to_table(
-            table,
-            source=chunks(),
-            columns=list(arrow.column_names),
-            schema_name=schema,
-            format="csv",
-        )
-    finally:
-        await _set(raw, {"TimeZone": saved})
+    await raw.copy_to_table(
+        table, source=chunks(), columns=columns, schema_name=schema, format="csv"
+    )
+    # Restored only on success: a failed COPY aborts the transaction, whose rollback
+    # reverts this transaction-local setting (restoring it then would fail, and hide
+    # the COPY's own error behind "current transaction is aborted").
+    await _set(raw, {"TimeZone": saved})
 
 
-def _quote(name: str) -> str:
-    return str(_dialect().identifier_preparer.quote(name))
+def _quote(name: str, what: str = "column name") -> str:
+    return identifiers.quote(name, what)
 
 
 def _qualified(table: str, schema: str | None) -> str:
-    return f"{_quote(schema)}.{_quote(table)}" if schema else _quote(table)
+    quoted = _quote(table, "table name")
+    return f"{_quote(schema, 'schema name')}.{quoted}" if schema is not None else quoted
 
 
 def _pg_type_for(arrow_type: pa.DataType, column: str) -> str:

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -76,10 +76,10 @@ async def _via_copy(
             "SELECT " + ", ".join(f"current_setting('{name}')" for name in _COPY_SETTINGS)
         )
         await _set(raw, _COPY_SETTINGS)
-        try:
-            table = await _copy_to_arrow(raw, sql, args, columns)
-        finally:
-            await _set(raw, dict(zip(_COPY_SETTINGS, saved, strict=True)))
+        table = await _copy_to_arrow(raw, sql, args, columns)
+        # Restored only on success: a failed COPY aborts the transaction, whose end
+        # reverts these transaction-local settings anyway.
+        await _set(raw, dict(zip(_COPY_SETTINGS, saved, strict=True)))
     if table is None:
         return None
     data = [pgtypes.column_from_text(c, table.column(i)) for i, c in enumerate(columns)]
@@ -94,6 +94,12 @@ async def _set(raw: Any, settings: Mapping[str, str]) -> None:
 
 def _read_options(columns: Sequence[Column]) -> pcsv.ReadOptions:
     return pcsv.ReadOptions(column_names=[f"c{i}" for i in range(len(columns))])
+
+
+_PARSE_OPTIONS = pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
+"""Text values may hold newlines (COPY quotes them): without ``newlines_in_values`` the
+reader splits its blocks at any newline, and a value spanning two blocks fails to parse.
+An empty line is a row: a one-column result's NULL (Arrow would skip it by default)."""
 
 
 def _csv_options(columns: Sequence[Column]) -> pcsv.ConvertOptions:
@@ -116,7 +122,10 @@ async def _copy_to_arrow(
     def parse() -> pa.Table | None:
         try:
             reader = pcsv.open_csv(
-                feed, read_options=_read_options(columns), convert_options=_csv_options(columns)
+                feed,
+                read_options=_read_options(columns),
+                parse_options=_PARSE_OPTIONS,
+                convert_options=_csv_options(columns),
             )
             return reader.read_all()
         except pa.ArrowInvalid:
@@ -125,7 +134,7 @@ async def _copy_to_arrow(
 
     parsing = loop.run_in_executor(None, parse)
     try:
-        await raw.copy_from_query(sql, *args, output=feed.put, format="csv")
+        await _copy_out(raw, sql, args, feed.put)
     finally:
         feed.end()
     result: pa.Table | None = await parsing
@@ -160,6 +169,7 @@ async def _stream_copy(
                 reader = pcsv.open_csv(
                     feed,
                     read_options=_read_options(columns),
+                    parse_options=_PARSE_OPTIONS,
                     convert_options=_csv_options(columns),
                     memory_pool=_streaming_pool(),
                 )
@@ -183,7 +193,7 @@ async def _stream_copy(
 
     await _set(raw, _COPY_SETTINGS)  # inside stream_df's transaction: reverted at its end
     parser = loop.run_in_executor(None, parse)
-    copying = asyncio.ensure_future(raw.copy_from_query(sql, *args, output=feed.put, format="csv"))
+    copying = asyncio.ensure_future(_copy_out(raw, sql, args, feed.put))
     copying.add_done_callback(lambda _: feed.end())
     pending: list[pa.RecordBatch] = []
     rows = 0
@@ -214,6 +224,29 @@ async def _stream_copy(
         with contextlib.suppress(BaseException):
             await copying
         await parser
+
+
+async def _copy_out(
+    raw: Any, sql: str, args: Sequence[Any], sink: Callable[[bytes], Awaitable[None]]
+) -> None:
+    """``COPY (sql) TO STDOUT (FORMAT csv)`` into ``sink``; cancelling it closes the connection.
+
+    asyncpg (0.32) cannot cancel a COPY safely: a cancelled wait while data still arrives
+    breaks the protocol ("protocol.data_received() call failed", MagicStack/asyncpg#240),
+    and an abort from the output callable can wait forever for a reply that never comes
+    when the COPY had just finished. So a cancelled COPY closes its connection instead
+    (the pool replaces it): the server ends the query at its next write, or, while it is
+    still computing, within ``client_connection_check_interval`` (set by ``Database``).
+    """
+    copying = asyncio.ensure_future(raw.copy_from_query(sql, *args, output=sink, format="csv"))
+    try:
+        await asyncio.shield(copying)
+    except asyncio.CancelledError:
+        if not copying.done():
+            raw.terminate()
+        with contextlib.suppress(BaseException):
+            await copying
+        raise
 
 
 def _streaming_pool() -> pa.MemoryPool:

@@ -5,6 +5,7 @@ Also which statements EXPLAIN and COPY accept, and the cached prepare.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -15,6 +16,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from toolkit import errors
+from toolkit.frames.placeholders import find_placeholders
 from toolkit.pgtypes import Column
 
 Query = str | Executable
@@ -23,12 +25,44 @@ Query = str | Executable
 def _statement(query: Query, params: Mapping[str, Any] | None) -> Executable:
     if not isinstance(query, str):
         return query
-    statement = text(query)
+    statement = text(sql_text(query, params))
     if params:
         # Typed binds: asyncpg then gets `$1::INTEGER`, not an untyped text parameter
         # ("select :n" with n=1 would otherwise fail with "expected str, got int").
         statement = statement.bindparams(*(bindparam(k, v) for k, v in params.items()))
     return statement
+
+
+def sql_text(sql: str, params: Mapping[str, Any] | None) -> str:
+    """SQL text as ``text()`` must receive it, checked against ``params``.
+
+    Colons inside string literals, quoted identifiers and comments stay literal text
+    (``'10:30'``, ``':name'``), trailing semicolons and comments are dropped (the text may
+    be wrapped in ``COPY (...)`` or a subquery), and a ``:name`` placeholder without a
+    value in ``params`` is refused with how to escape it. A NUL character is refused
+    before anything is sent: the protocol would end the statement there.
+    """
+    if "\x00" in sql:
+        raise errors.InvalidCharacter(
+            "the SQL text contains a NUL character (\\x00), which PostgreSQL cannot take "
+            "in a statement - remove it; to send a value, bind it as a :name parameter "
+            "(text columns cannot hold NUL either: store such data as bytea)",
+            sqlstate="22021",
+        )
+    scan = _scan(sql)
+    missing = [name for name in scan.names if not params or name not in params]
+    if missing:
+        shown = ", ".join(f":{name}" for name in missing)
+        first = missing[0]
+        raise errors.ToolkitError(
+            f"no value for {shown} in params - pass params={{{first!r}: ...}}, or write "
+            f"\\:{first} if the colon is literal text (inside 'quoted strings' it always is)"
+        )
+    return scan.sql
+
+
+_scan = functools.lru_cache(maxsize=512)(find_placeholders)
+"""Scans are cached by SQL text: a statement run again is not tokenized again."""
 
 
 def _compile(statement: Executable, params: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
@@ -47,7 +81,19 @@ def _compile(statement: Executable, params: Mapping[str, Any] | None) -> tuple[s
         value = values[name]
         processor = processors.get(name) or processors.get(name.rsplit("_", 1)[0])
         args.append(processor(value) if processor is not None else value)
+    if len(args) > MAX_PARAMETERS:
+        raise errors.ToolkitError(
+            f"this query has {len(args):,} bind parameters and PostgreSQL's protocol allows "
+            f"{MAX_PARAMETERS:,} (a long list in `.in_(...)` sends one per value): send the "
+            "list as one array instead - `column == any_(literal(values, ARRAY(Integer)))` "
+            "(sqlalchemy.any_, sqlalchemy.literal, sqlalchemy.dialects.postgresql.ARRAY) - "
+            "or use tk.bulk_update/upsert/bulk_delete, which do"
+        )
     return compiled.string, args
+
+
+MAX_PARAMETERS = 32_767
+"""Bind parameters one statement may carry (the protocol counts them in an int16)."""
 
 
 _DIALECT: list[Dialect] = []

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
 from toolkit.database import Database
+from toolkit.frames.statements import sql_text
 from toolkit.notebook.interrupt import interruptible
 from toolkit.pagination.base import (
     AnySelect,
@@ -92,7 +93,7 @@ async def paginate(
 def _source(query: AnySelect | str, params: Mapping[str, Any] | None) -> AnySelect:
     """A ``Select`` for ``query``: SQL text becomes ``SELECT * FROM (sql) AS page_source``."""
     if isinstance(query, str):
-        source = text(f"({query.strip().rstrip(';')}) AS page_source")
+        source = text(f"({sql_text(query, params)}) AS page_source")
         if params:  # typed binds, as in tk.df: asyncpg needs a type for each value
             source = source.bindparams(*(bindparam(k, v) for k, v in params.items()))
         return select(literal_column("*")).select_from(source)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -43,7 +44,10 @@ async def cancel_on_interrupt(awaitable: Awaitable[T]) -> T:
     try:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
     except (NotImplementedError, RuntimeError, ValueError):
-        return await task  # no signal support here (Windows, a loop not in this thread)
+        try:
+            return await task  # no signal support here (Windows, a loop not in this thread)
+        finally:
+            _close_if_never_started(awaitable)
     try:
         return await task
     except asyncio.CancelledError:
@@ -53,6 +57,14 @@ async def cancel_on_interrupt(awaitable: Awaitable[T]) -> T:
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         signal.signal(signal.SIGINT, previous)
+        _close_if_never_started(awaitable)
+
+
+def _close_if_never_started(awaitable: Awaitable[Any]) -> None:
+    """A task cancelled before its first step never awaits our coroutine: close it, or
+    Python warns that it "was never awaited"."""
+    if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == "CORO_CREATED":
+        awaitable.close()
 
 
 async def _guarded(awaitable: Awaitable[T]) -> T:

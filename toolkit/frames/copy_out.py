@@ -92,8 +92,16 @@ async def _set(raw: Any, settings: Mapping[str, str]) -> None:
     await raw.execute(f"SELECT {calls}", *settings.values())
 
 
-def _read_options(columns: Sequence[Column]) -> pcsv.ReadOptions:
-    return pcsv.ReadOptions(column_names=[f"c{i}" for i in range(len(columns))])
+def _read_options(columns: Sequence[Column], block_size: int | None = None) -> pcsv.ReadOptions:
+    options = pcsv.ReadOptions(column_names=[f"c{i}" for i in range(len(columns))])
+    if block_size is not None:
+        options.block_size = block_size
+    return options
+
+
+_STREAM_BLOCK = 512 << 10
+"""Bytes per parsed block while streaming (Arrow's default is 1 MiB): smaller blocks, less
+memory between the socket and the chunk, at no measurable cost in time."""
 
 
 _PARSE_OPTIONS = pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
@@ -168,7 +176,7 @@ async def _stream_copy(
             try:
                 reader = pcsv.open_csv(
                     feed,
-                    read_options=_read_options(columns),
+                    read_options=_read_options(columns, _STREAM_BLOCK),
                     parse_options=_PARSE_OPTIONS,
                     convert_options=_csv_options(columns),
                     memory_pool=_streaming_pool(),
@@ -253,9 +261,13 @@ def _streaming_pool() -> pa.MemoryPool:
     """jemalloc for streamed batches: it hands short-lived buffers back for reuse, where
     Arrow's default (mimalloc) grew peak memory ~2x over a long stream in our benchmark."""
     try:
-        return pa.jemalloc_memory_pool()
+        pool = pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow build without jemalloc
         return pa.default_memory_pool()
+    # Return freed pages at once instead of after jemalloc's default 1 s decay: a stream
+    # frees a chunk's buffers every few milliseconds. Only this pool (ours) uses jemalloc.
+    pa.jemalloc_set_decay_ms(0)
+    return pool
 
 
 def _frame_from_table(

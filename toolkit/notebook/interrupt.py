@@ -35,17 +35,20 @@ async def cancel_on_interrupt(awaitable: Awaitable[T]) -> T:
     task = asyncio.ensure_future(_guarded(awaitable))
     interrupted = False
 
-    def on_interrupt() -> None:
+    def on_interrupt(signum: int, frame: object) -> None:
+        # Python runs this between bytecodes of the main thread (the loop's select() is
+        # woken by the signal); as asyncio.Runner does, hand the cancel to the loop.
         nonlocal interrupted
         interrupted = True
-        task.cancel()
+        loop.call_soon_threadsafe(task.cancel)
 
-    previous = signal.getsignal(signal.SIGINT)
+    # signal.signal, not loop.add_signal_handler: the latter validates the number against
+    # signal.valid_signals() on every call, which cost more than the rest of the guard.
     try:
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
-    except (NotImplementedError, RuntimeError, ValueError):
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread of the main interpreter after all
         try:
-            return await task  # no signal support here (Windows, a loop not in this thread)
+            return await task
         finally:
             _close_if_never_started(awaitable)
     try:
@@ -55,8 +58,7 @@ async def cancel_on_interrupt(awaitable: Awaitable[T]) -> T:
             raise KeyboardInterrupt("query cancelled on the server") from None
         raise
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
         _close_if_never_started(awaitable)
 
 

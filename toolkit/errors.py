@@ -118,6 +118,19 @@ class PermissionDenied(DatabaseError):
     """The role lacks a privilege the statement needs (SQLSTATE 42501)."""
 
 
+class InvalidIdentifier(ToolkitError, ValueError):
+    """A table, schema or column name PostgreSQL cannot hold as given: longer than 63 bytes
+    (the server silently truncates longer names, so another table or column could be
+    reached), empty, or containing a NUL character. Raised before anything is sent.
+    """
+
+
+class InvalidCharacter(DatabaseError):
+    """Text PostgreSQL cannot store: a NUL character (``\\x00``), or bytes that are not
+    valid in the database's encoding (SQLSTATE 22021, character_not_in_repertoire).
+    """
+
+
 class LazyLoadError(ToolkitError):
     """An attribute was lazily loaded in async code (SQLAlchemy's MissingGreenlet)."""
 
@@ -140,36 +153,43 @@ _BY_CODE: dict[str, tuple[type[DatabaseError], str]] = {
         "this database is read-only (read_only=True); connect without it to write",
     ),
     "42501": (PermissionDenied, "ask for the privilege or connect as a role that has it"),
+    "22021": (
+        InvalidCharacter,
+        "PostgreSQL text cannot hold a NUL character (\\x00) - remove it "
+        "(e.g. s.replace('\\x00', '')) or store such values as bytea; "
+        "the statement changed nothing",
+    ),
 }
 _BY_CLASS: dict[str, tuple[type[DatabaseError], str]] = {
     "23": (IntegrityViolation, "no change was made; fix the offending rows and retry"),
 }
 
 
-def sqlstate_of(exc: BaseException) -> str | None:
-    """Find the SQLSTATE of a driver error, however SQLAlchemy wrapped it."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: SQLAlchemy's ``orig``, else ``__cause__``."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        yield current
+        nxt = getattr(current, "orig", None)
+        current = nxt if isinstance(nxt, BaseException) else current.__cause__
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """Find the SQLSTATE of a driver error, however SQLAlchemy wrapped it."""
+    for current in _chain(exc):
         code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
         if isinstance(code, str) and len(code) == 5:
             return code
-        nxt = getattr(current, "orig", None)
-        current = nxt if isinstance(nxt, BaseException) else current.__cause__
     return None
 
 
 def _server_message(exc: BaseException) -> str:
     """The server's own message (first line), without SQLAlchemy's SQL and links."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in _chain(exc):
         if getattr(current, "sqlstate", None) and hasattr(current, "as_dict"):
             return str(current).splitlines()[0]
-        nxt = getattr(current, "orig", None)
-        current = nxt if isinstance(nxt, BaseException) else current.__cause__
     return str(exc).splitlines()[0]
 
 
@@ -274,16 +294,8 @@ def connection_lost(where: str | None, exc: BaseException) -> ConnectionLost:
 
 
 def _wraps(exc: BaseException, kind: type[BaseException]) -> bool:
-    """Whether ``exc`` is, or wraps (SQLAlchemy's ``orig``, ``__cause__``), a ``kind``."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return True
-        seen.add(id(current))
-        nxt = getattr(current, "orig", None)
-        current = nxt if isinstance(nxt, BaseException) else current.__cause__
-    return False
+    """Whether ``exc`` is, or wraps, a ``kind``."""
+    return any(isinstance(current, kind) for current in _chain(exc))
 
 
 # Connection failures ---------------------------------------------------------------
@@ -320,26 +332,3 @@ def connection_failed(where: str, exc: BaseException, *, source: str) -> Connect
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else "no detail"
-
-
-# Input PostgreSQL cannot hold ------------------------------------------------------
-
-
-class InvalidIdentifier(ToolkitError, ValueError):
-    """A table, schema or column name PostgreSQL cannot hold as given: longer than 63 bytes
-    (the server silently truncates longer names, so another table or column could be
-    reached), empty, or containing a NUL character. Raised before anything is sent.
-    """
-
-
-class InvalidCharacter(DatabaseError):
-    """Text PostgreSQL cannot store: a NUL character (``\\x00``), or bytes that are not
-    valid in the database's encoding (SQLSTATE 22021, character_not_in_repertoire).
-    """
-
-
-_BY_CODE["22021"] = (
-    InvalidCharacter,
-    "PostgreSQL text cannot hold a NUL character (\\x00) - remove it "
-    "(e.g. s.replace('\\x00', '')) or store such values as bytea; the statement changed nothing",
-)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import os
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -181,3 +183,18 @@ def test_each_event_loop_gets_its_own_engine(fresh_url: URL) -> None:
     thread.join()
     assert results == [42]
     assert len({id(e) for e in engines}) == 3
+
+
+def test_a_database_no_longer_referenced_is_garbage_collected(fresh_url: URL) -> None:
+    """Nothing module-level keeps a Database (and its engines) alive after its last use."""
+
+    async def use() -> weakref.ref[Database]:
+        database = Database(fresh_url)
+        await tk.df("select 1 as one", database=database)
+        await database.dispose()
+        return weakref.ref(database)
+
+    gone = asyncio.run(use())
+    gc.collect()
+
+    assert gone() is None

@@ -194,7 +194,7 @@ class Database:
             pool_pre_ping=True,
             connect_args=connect_args,
         )
-        _owners[engine.sync_engine] = self
+        _owners[engine.sync_engine] = weakref.ref(self)
         where = config.server_address(url)
         _translate_connect_errors(engine, where, self._url_source)
         event.listen(engine.sync_engine, "connect", _watch_for_lost_clients)
@@ -351,8 +351,9 @@ class _ExplainedPool(AsyncAdaptedQueuePool):
 
 
 _databases: weakref.WeakSet[Database] = weakref.WeakSet()
-_owners: weakref.WeakKeyDictionary[Engine, Database] = weakref.WeakKeyDictionary()
-"""The Database each engine belongs to, for its settings (timeouts) on the raw path."""
+_owners: weakref.WeakKeyDictionary[Engine, weakref.ref[Database]] = weakref.WeakKeyDictionary()
+"""The Database each engine belongs to, for its settings (timeouts) on the raw path; weak
+both ways, or the Database (which holds the engine) would keep its own key alive."""
 
 
 async def dispose_all() -> None:
@@ -455,7 +456,8 @@ async def _faults_named(
             # A cancelled COPY closes its connection; the clean-up after it (a rollback)
             # then fails on the closed connection. The cancellation is what happened.
             raise cancelled from None
-        database = _owners.get(conn.sync_engine.engine)
+        owner = _owners.get(conn.sync_engine.engine)
+        database = owner() if owner is not None else None
         fault = errors.fault_of(
             exc,
             disconnect=lost,

@@ -33,22 +33,36 @@ DATABASE = "toolkit_load"
 USERS = 2_000
 
 
-async def _setup(url: str) -> str:
-    """Create, migrate and seed the load database; return its URL."""
-    from sqlalchemy import text
+def _admin(url: str) -> Any:
+    """An autocommit engine on ``url``'s server (CREATE/DROP DATABASE), no pool."""
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
+    from toolkit import config
+
+    return create_async_engine(
+        config.normalize_url(url), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+
+
+async def _recreate(url: str, *, create: bool) -> None:
+    from sqlalchemy import text
+
+    admin = _admin(url)
+    async with admin.connect() as conn:
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+        if create:
+            await conn.execute(text(f"CREATE DATABASE {DATABASE}"))
+    await admin.dispose()
+
+
+async def _setup(url: str) -> str:
+    """Create, migrate and seed the load database; return its URL."""
     import toolkit as tk
     from toolkit import config
 
-    server = config.normalize_url(url)
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    async with admin.connect() as conn:
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        await conn.execute(text(f"CREATE DATABASE {DATABASE}"))
-    await admin.dispose()
-    target = server.set(database=DATABASE)
+    await _recreate(url, create=True)
+    target = config.normalize_url(url).set(database=DATABASE)
     async with tk.Database(target) as db:
         await tk.migrate(database=db)
         await tk.seed_demo(users=USERS, posts_per_user=10, progress=False, database=db)
@@ -56,20 +70,10 @@ async def _setup(url: str) -> str:
 
 
 async def _drop(url: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
     from toolkit import config
 
-    admin = create_async_engine(
-        config.normalize_url(url).set(database="postgres"),
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-    )
-    async with admin.connect() as conn:
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-    await admin.dispose()
+    maintenance = config.normalize_url(url).set(database="postgres")
+    await _recreate(maintenance.render_as_string(hide_password=False), create=False)
 
 
 async def _work(url: str, worker: int, workers: int, seconds: float) -> dict[str, Any]:

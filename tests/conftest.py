@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -102,3 +103,20 @@ async def session(db: Database) -> AsyncIterator[AsyncSession]:
         finally:
             await s.close()
             await outer.rollback()
+
+
+def spy_on_copy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record, for each query tk.df sends through COPY, whether COPY produced the frame
+    (False: a value did not parse and the row path answered)."""
+    used: list[bool] = []
+    from toolkit import frames
+
+    original = frames._via_copy
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        used.append(result is not None)
+        return result
+
+    monkeypatch.setattr(frames, "_via_copy", spy)
+    return used

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import toolkit as tk
+from tests.conftest import spy_on_copy
 from toolkit import frames
 
 SCHEMA = """
@@ -154,27 +155,13 @@ COPY_SAFE = (
 EXOTIC = "pos, iv, raw, ints, words"
 
 
-def _spy_on_copy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Record, for each query tk.df sends through COPY, whether COPY produced the frame."""
-    used: list[bool] = []
-    original = frames._via_copy
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        result = await original(*args, **kwargs)
-        used.append(result is not None)
-        return result
-
-    monkeypatch.setattr(frames, "_via_copy", spy)
-    return used
-
-
 @pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
 @pytest.mark.parametrize("rows", [9, 3 * frames.COPY_THRESHOLD], ids=["row-path", "copy-path"])
 async def test_every_type_round_trips_to_the_values_asyncpg_decodes(
     typed: AsyncSession, rows: int, backend: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     records = await _fill(typed, rows)
-    copied = _spy_on_copy(monkeypatch)
+    copied = spy_on_copy(monkeypatch)
     for columns in (COPY_SAFE, EXOTIC):
         frame = await tk.df(
             f"SELECT {columns} FROM every_type ORDER BY pos", session=typed, dtype_backend=backend
@@ -197,7 +184,7 @@ async def test_the_copy_path_is_taken_only_for_large_copy_safe_results(
     typed: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _fill(typed, 3 * frames.COPY_THRESHOLD)
-    copied = _spy_on_copy(monkeypatch)
+    copied = spy_on_copy(monkeypatch)
     await tk.df("SELECT pos, i8, num, txt, tstz, id, jsb FROM every_type", session=typed)
     await tk.df("SELECT pos, iv FROM every_type", session=typed)
     await tk.df("SELECT pos FROM every_type WHERE pos < 5", session=typed)

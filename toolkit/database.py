@@ -318,19 +318,27 @@ def _translate_faults(engine: AsyncEngine, where: str, database: Database) -> No
     """
 
     @event.listens_for(engine.sync_engine, "handle_error")
-    def _fault(context: ExceptionContext) -> None:
+    def _on_error(context: ExceptionContext) -> None:
         exc = context.original_exception
         if context.is_pre_ping or not isinstance(exc, Exception):
             return  # pre-ping reconnects; CancelledError/KeyboardInterrupt stay as they are
-        fault = errors.fault_of(
-            exc,
-            disconnect=context.is_disconnect and not isinstance(exc, TimeoutError),
-            where=where,
-            statement_timeout=database.statement_timeout,
-            command_timeout=database.command_timeout,
-        )
+        disconnect = context.is_disconnect and not isinstance(exc, TimeoutError)
+        fault = _fault(exc, disconnect=disconnect, where=where, database=database)
         if fault is not None:
             raise fault from None
+
+
+def _fault(
+    exc: BaseException, *, disconnect: bool, where: str, database: Database | None
+) -> errors.ToolkitError | None:
+    """``errors.fault_of`` with the limits ``database`` was configured with."""
+    return errors.fault_of(
+        exc,
+        disconnect=disconnect,
+        where=where,
+        statement_timeout=database.statement_timeout if database else None,
+        command_timeout=database.command_timeout if database else None,
+    )
 
 
 class _ExplainedPool(AsyncAdaptedQueuePool):
@@ -457,14 +465,9 @@ async def _faults_named(
             # then fails on the closed connection. The cancellation is what happened.
             raise cancelled from None
         owner = _owners.get(conn.sync_engine.engine)
+        where = config.server_address(conn.engine.url)
         database = owner() if owner is not None else None
-        fault = errors.fault_of(
-            exc,
-            disconnect=lost,
-            where=config.server_address(conn.engine.url),
-            statement_timeout=database.statement_timeout if database else None,
-            command_timeout=database.command_timeout if database else None,
-        )
+        fault = _fault(exc, disconnect=lost, where=where, database=database)
         if fault is None:
             raise
         raise fault from None

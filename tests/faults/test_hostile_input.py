@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema
 
 import toolkit as tk
-from tests.conftest import MakeDatabase
+from tests.conftest import MakeDatabase, spy_on_copy
 from tests.test_interrupt import Kernel
 from toolkit import frames
 from toolkit.database import Database
@@ -499,20 +499,6 @@ def values_table(name: str = "vals") -> Table:
     )
 
 
-def _spy_on_copy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """For each tk.df that goes through COPY: whether COPY itself produced the frame."""
-    used: list[bool] = []
-    original = frames._via_copy
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        result = await original(*args, **kwargs)
-        used.append(result is not None)
-        return result
-
-    monkeypatch.setattr(frames, "_via_copy", spy)
-    return used
-
-
 def _values_back(frame: pd.DataFrame) -> list[Any]:
     return [None if v is pd.NA else v for v in frame["v"].tolist()]
 
@@ -554,7 +540,7 @@ async def test_hostile_values_read_back_exactly_on_the_row_path_and_the_copy_pat
     written = [VALUES[i % len(VALUES)] for i in range(count)]
     await tk.bulk_insert(table, [{"id": i, "v": v} for i, v in enumerate(written)], database=db)
     await admin.execute("ANALYZE vals")
-    copied = _spy_on_copy(monkeypatch)
+    copied = spy_on_copy(monkeypatch)
 
     few = await tk.df(
         "SELECT v FROM vals WHERE id < :n ORDER BY id", {"n": len(VALUES)}, database=db
@@ -584,7 +570,7 @@ async def test_hostile_values_are_bound_parameters_on_both_df_paths(
         admin, values_table(), [{"id": i, "v": "x"} for i in range(3 * frames.COPY_THRESHOLD)]
     )
     await admin.execute("ANALYZE vals")
-    copied = _spy_on_copy(monkeypatch)
+    copied = spy_on_copy(monkeypatch)
     for value in VALUES[:12]:
         frame = await tk.df("SELECT id, CAST(:v AS text) AS v FROM vals", {"v": value}, database=db)
         assert set(_values_back(frame)) == {value}
@@ -686,7 +672,7 @@ async def test_sql_text_helpers_keep_literal_colons_and_drop_trailing_comments(
         admin, values_table(), [{"id": i, "v": ":v"} for i in range(3 * frames.COPY_THRESHOLD)]
     )
     await admin.execute("ANALYZE vals")
-    copied = _spy_on_copy(monkeypatch)
+    copied = spy_on_copy(monkeypatch)
     frame = await tk.df("SELECT v, ':v' AS w FROM vals; -- all of them", database=db)
     assert copied == [True]
     assert set(frame["v"]) == set(frame["w"]) == {":v"}

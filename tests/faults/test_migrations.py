@@ -9,10 +9,7 @@ last step that succeeded, and the next upgrade carries on from there.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -20,20 +17,17 @@ from sqlalchemy.engine import URL
 
 import toolkit as tk
 from tests.conftest import MakeDatabase
+from tests.test_migrate import ALEMBIC, REPO, _url_env
 from toolkit.database import Database
 from toolkit.errors import DatabaseError
 from toolkit.migrate import current_revision, head_revision
 
-REPO = Path(__file__).resolve().parents[2]
-ALEMBIC = Path(sys.executable).parent / "alembic"
-
 
 def _upgrade_in_a_process(url: URL) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TOOLKIT_DATABASE_URL": url.render_as_string(hide_password=False)}
     return subprocess.run(
         [str(ALEMBIC), "upgrade", "head"],
         cwd=REPO,
-        env=env,
+        env=_url_env(url),
         capture_output=True,
         text=True,
         timeout=120,

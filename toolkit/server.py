@@ -269,8 +269,9 @@ def _ensure_cluster(path: Path) -> None:
             "TOOLKIT_DATA_DIR at a new or empty directory, or move its contents away, then "
             "run `toolkit db start` again"
         )
-    for leftover in path.parent.glob(f".{path.name}.initdb-*"):
-        shutil.rmtree(leftover, ignore_errors=True)  # from a starter killed mid-initdb
+    for leftover in path.parent.glob(f".{path.name}.initdb-*"):  # a starter killed mid-initdb
+        _end_processes_using(leftover)  # its initdb lives on, still writing there
+        shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.initdb-", dir=path.parent))
     try:
         _prepare_for_server_user(staging)
@@ -294,6 +295,20 @@ def _ensure_cluster(path: Path) -> None:
         ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _end_processes_using(path: Path) -> None:
+    """Kill the processes whose command line names ``path`` (an orphaned initdb), and wait.
+
+    Only a staging directory is passed here: nothing but our own initdb names it.
+    """
+    import psutil
+
+    for process in psutil.process_iter(["cmdline"]):
+        if any(str(path) in arg for arg in process.info["cmdline"] or ()):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+                process.wait(10)
 
 
 def _settled_status(path: Path) -> ServerStatus:

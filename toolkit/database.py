@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import threading
+import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -191,13 +193,13 @@ class Database:
             pool_size=self.pool_size,
             max_overflow=self.max_overflow,
             pool_timeout=self.pool_timeout,
-            pool_pre_ping=True,
             connect_args=connect_args,
         )
         _owners[engine.sync_engine] = weakref.ref(self)
         where = config.server_address(url)
         _translate_connect_errors(engine, where, self._url_source)
         event.listen(engine.sync_engine, "connect", _watch_for_lost_clients)
+        _ping_on_checkout(engine)
         _translate_faults(engine, where, self)
         return engine
 
@@ -307,6 +309,73 @@ def _watch_for_lost_clients(dbapi_connection: Any, record: Any) -> None:
 
 
 _CHECK_INTERVAL_MS = 500
+
+
+def _ping_on_checkout(engine: AsyncEngine) -> None:
+    """``pool_pre_ping``, in one round trip, and none for a connection just returned.
+
+    A pooled connection the server closed (a restart, an idle-session timeout, a killed
+    backend) is replaced before the caller sees it. SQLAlchemy's asyncpg ping wraps
+    ``;`` in BEGIN and ROLLBACK (for pgbouncer's transaction mode): three round trips
+    per checkout, a fifth of a 100-row ``tk.df``. Here a simple-protocol ``SELECT 1``
+    is one message and one reply, which pgbouncer serves in any mode.
+
+    A connection returned to the pool less than ``_RECENT`` seconds ago is not pinged
+    when its socket shows nothing arrived since: a server that closes a connection
+    sends its end first, which makes the socket readable. (A ping still covers long
+    idle periods, after which a network may have dropped the connection silently.)
+    As with pre-ping, a connection just opened is not pinged, and a dead one
+    invalidates the connections opened before it (a restarted server closed them all).
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _opened(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_FRESH] = True
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        if dbapi_connection is not None:  # None: invalidated on the way back
+            record.info[_RETURNED] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        if record.info.pop(_FRESH, False):
+            return
+        raw = dbapi_connection.driver_connection
+        returned = record.info.pop(_RETURNED, None)
+        if returned is not None and time.monotonic() - returned < _RECENT and _quiet(raw):
+            return
+        try:
+            if raw.is_closed():
+                raise InterfaceError("connection is closed")
+            await_(raw.execute("SELECT 1"))
+        except Exception as exc:
+            if raw.is_closed():  # what SQLAlchemy's asyncpg dialect calls a disconnect
+                raise sa_exc.InvalidatePoolError() from exc
+            raise
+
+
+def _quiet(raw: Any) -> bool:
+    """True when the server has sent nothing on this idle connection (no end, no error).
+
+    Asks the socket directly: the event loop may not have read an end that arrived.
+    """
+    if raw.is_closed():
+        return False
+    transport = getattr(raw, "_transport", None)  # asyncpg's; without it, ping
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):  # e.g. a descriptor select() cannot watch
+        return False
+    return not readable
+
+
+_RETURNED = "toolkit.returned"
+_RECENT = 1.0
+_FRESH = "toolkit.fresh"
 
 
 def _translate_faults(engine: AsyncEngine, where: str, database: Database) -> None:

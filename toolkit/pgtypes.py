@@ -26,12 +26,13 @@ objects. ``dtype_backend="pyarrow"`` keeps every Arrow-typed column as ``ArrowDt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -123,10 +124,15 @@ def _is_enum(pg_type: Any) -> bool:
 # Building columns ----------------------------------------------------------------
 
 
-def column_from_values(column: Column, values: Sequence[Any]) -> pa.Array | list[Any]:
+def column_from_values(
+    column: Column, values: Sequence[Any], backend: DtypeBackend = "pyarrow"
+) -> pa.Array | list[Any]:
     """A column from the Python values asyncpg decoded (the row path)."""
-    if column.arrow_type is not None:
-        return pa.array(values, type=column.arrow_type)
+    arrow_type = column.arrow_type
+    if arrow_type is not None:
+        if backend == "numpy_nullable" and arrow_type == pa.string():
+            arrow_type = pa.large_string()  # what pandas' string dtype holds: no cast later
+        return pa.array(values, type=arrow_type)
     if column.pg_type == "numeric":
         return _decimals_from_values(values)
     if column.pg_type == "uuid":
@@ -148,19 +154,39 @@ def column_from_text(column: Column, array: pa.ChunkedArray) -> pa.ChunkedArray 
 
 
 def _decimals_from_values(values: Sequence[Decimal | None]) -> pa.Array | list[Any]:
+    """Exact decimals at the column's largest scale (``Decimal('2.10')`` has scale 2).
+
+    The scale is read from each value's text, which is several times faster than
+    ``as_tuple()``; that is kept for values in exponent form (``1E-7``).
+    """
     scale = 0
     for value in values:
         if value is None:
             continue
-        if not value.is_finite():
-            return list(values)
-        exponent = value.as_tuple().exponent
-        assert isinstance(exponent, int)
-        scale = max(scale, -exponent)
+        text = str(value)
+        if "E" in text or not text[-1].isdigit():
+            if not value.is_finite():
+                return list(values)  # NaN, Infinity: Arrow decimals cannot hold them
+            digits = _scale(value)
+        else:
+            dot = text.find(".")
+            digits = len(text) - dot - 1 if dot >= 0 else 0
+        if digits > scale:
+            scale = digits
     try:
-        return pa.array(values, type=pa.decimal128(_MAX_DIGITS, min(scale, _MAX_DIGITS)))
+        return pa.array(values, type=_decimal_type(scale))
     except (pa.ArrowInvalid, ValueError):
         return list(values)  # more than 38 digits: keep Decimal objects
+
+
+def _scale(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite values only
+    return max(0, -exponent)
+
+
+def _decimal_type(scale: int) -> pa.DataType:
+    return pa.decimal128(_MAX_DIGITS, min(scale, _MAX_DIGITS))
 
 
 def _decimals_from_text(array: pa.ChunkedArray) -> pa.ChunkedArray | list[Any]:
@@ -175,7 +201,7 @@ def _decimals_from_text(array: pa.ChunkedArray) -> pa.ChunkedArray | list[Any]:
         if scale is None:
             scale = _max_scale(array)
         try:
-            return pc.cast(array, pa.decimal128(_MAX_DIGITS, min(scale, _MAX_DIGITS)))
+            return pc.cast(array, _decimal_type(scale))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue  # a longer fraction than the sample's, NaN/Infinity, or > 38 digits
     return _as_decimals(array)
@@ -224,11 +250,35 @@ def frame(
     Columns are placed by position, so duplicate names (legal in SQL) are kept; columns of
     Python objects (uuid, json, exotic types) become ``object`` columns.
     """
-    arrays: dict[int, Any] = {}
+    arrays: list[Any] = []
     for i in range(len(data)):
         d, data[i] = data[i], []
-        arrays[i] = pd.Series(d, dtype=object) if isinstance(d, list) else _to_pandas(d, backend)
+        arrays.append(_objects(d) if isinstance(d, list) else _to_pandas(d, backend))
         del d
-    result = pd.DataFrame(arrays) if arrays else pd.DataFrame()
-    result.columns = pd.Index([c.name for c in columns])
+    names = pd.Index([c.name for c in columns])
+    index = pd.RangeIndex(len(arrays[0]) if arrays else 0)
+    return _assemble(arrays, names, index)
+
+
+def _objects(values: list[Any]) -> Any:
+    """A 1-d object array (``np.array`` would make lists of equal length a 2-d array)."""
+    return pd.Series(values, dtype=object).to_numpy()
+
+
+def _assemble(arrays: list[Any], names: pd.Index, index: pd.RangeIndex) -> pd.DataFrame:
+    """The frame from finished column arrays, without copying them.
+
+    pandas' own ``DataFrame._from_arrays`` (what ``from_records`` uses) skips the checks
+    and copies that ``DataFrame(dict)`` makes: half the cost of a small result. The
+    public constructor is the fallback should a pandas release drop it.
+    """
+    from_arrays = getattr(pd.DataFrame, "_from_arrays", None)
+    if from_arrays is not None:
+        with contextlib.suppress(TypeError, ValueError, AssertionError):
+            return cast(
+                pd.DataFrame,
+                from_arrays(arrays, columns=names, index=index, verify_integrity=False),
+            )
+    result = pd.DataFrame(dict(enumerate(arrays)), index=index)
+    result.columns = names
     return result

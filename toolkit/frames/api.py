@@ -229,5 +229,7 @@ def _from_records(
     columns: Sequence[Column], records: Sequence[Any], backend: DtypeBackend
 ) -> pd.DataFrame:
     by_column = list(zip(*records, strict=True)) if records else [()] * len(columns)
-    data = [pgtypes.column_from_values(c, v) for c, v in zip(columns, by_column, strict=True)]
+    data = [
+        pgtypes.column_from_values(c, v, backend) for c, v in zip(columns, by_column, strict=True)
+    ]
     return pgtypes.frame(columns, data, backend)

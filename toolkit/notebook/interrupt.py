@@ -28,50 +28,57 @@ _guarding: contextvars.ContextVar[bool] = contextvars.ContextVar("_guarding", de
 
 
 async def cancel_on_interrupt(awaitable: Awaitable[T]) -> T:
-    """Await ``awaitable``; a SIGINT meanwhile cancels it and raises KeyboardInterrupt."""
-    if _guarding.get() or threading.current_thread() is not threading.main_thread():
+    """Await ``awaitable``; a SIGINT meanwhile cancels it and raises KeyboardInterrupt.
+
+    The interrupt cancels the calling task, and the cancellation is taken back (as
+    ``asyncio.timeout`` does) when it reaches this frame: no task of our own per call,
+    which would cost more than a small query.
+    """
+    task = asyncio.current_task()
+    if task is None or _guarding.get() or threading.current_thread() is not threading.main_thread():
         return await awaitable  # an outer call already guards, or signals cannot reach us
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(_guarded(awaitable))
-    interrupted = False
+    loop = task.get_loop()
+    delivery: asyncio.Handle | None = None
+    delivered = False
+
+    def deliver() -> None:
+        nonlocal delivered
+        delivered = task.cancel()
 
     def on_interrupt(signum: int, frame: object) -> None:
         # Python runs this between bytecodes of the main thread (the loop's select() is
         # woken by the signal); as asyncio.Runner does, hand the cancel to the loop.
-        nonlocal interrupted
-        interrupted = True
-        loop.call_soon_threadsafe(task.cancel)
+        nonlocal delivery
+        if delivery is None:
+            delivery = loop.call_soon_threadsafe(deliver)
 
     # signal.signal, not loop.add_signal_handler: the latter validates the number against
     # signal.valid_signals() on every call, which cost more than the rest of the guard.
     try:
         previous = signal.signal(signal.SIGINT, on_interrupt)
     except ValueError:  # not the main thread of the main interpreter after all
-        try:
-            return await task
-        finally:
-            _close_if_never_started(awaitable)
+        return await awaitable
+    cancelling = task.cancelling()
+    token = _guarding.set(True)  # nested toolkit calls do not guard again
     try:
-        return await task
+        return await awaitable
     except asyncio.CancelledError:
-        if interrupted:
+        if delivered and task.uncancel() <= cancelling:
             raise KeyboardInterrupt("query cancelled on the server") from None
-        raise
+        raise  # cancelled by someone else too: that cancellation goes on
     finally:
+        _guarding.reset(token)
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+        if delivery is not None:
+            delivery.cancel()  # an interrupt just as the call ended: no stray cancel later
         _close_if_never_started(awaitable)
 
 
 def _close_if_never_started(awaitable: Awaitable[Any]) -> None:
-    """A task cancelled before its first step never awaits our coroutine: close it, or
-    Python warns that it "was never awaited"."""
+    """A coroutine that an interrupt (or another error) stopped before it was awaited:
+    close it, or Python warns that it "was never awaited"."""
     if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == "CORO_CREATED":
         awaitable.close()
-
-
-async def _guarded(awaitable: Awaitable[T]) -> T:
-    _guarding.set(True)  # this task's own context: nested helpers do not re-guard
-    return await awaitable
 
 
 def interruptible(

@@ -219,15 +219,17 @@ async def test_a_server_error_in_the_middle_of_a_stream_is_raised(db: tk.Databas
     assert (await tk.df("SELECT 2 AS two", database=db))["two"].tolist() == [2]
 
 
+@pytest.mark.parametrize("late", ["1.2345", "2.1000"], ids=["digits", "trailing-zeros"])
 async def test_a_numeric_scale_beyond_the_first_rows_is_kept_exactly(
-    session: AsyncSession,
+    session: AsyncSession, late: str
 ) -> None:
-    """The COPY path guesses the decimal scale from a sample; a longer fraction later on
-    must still give the column's true scale - the one the row path finds."""
+    """A longer fraction after thousands of shorter ones still gives the column's true
+    scale, the one the row path finds - also when its extra digits are zeros (Arrow's
+    cast would take '2.1000' at a scale of 1 without complaint)."""
     await session.execute(
         text(
             "CREATE TEMP TABLE amounts ON COMMIT DROP AS SELECT g AS n, "
-            "CASE WHEN g = 4000 THEN 1.2345 ELSE round(g / 10.0, 1) END::numeric AS amount "
+            f"CASE WHEN g = 4000 THEN {late} ELSE round(g / 10.0, 1) END::numeric AS amount "
             "FROM generate_series(1, 5000) g"
         )
     )
@@ -235,8 +237,10 @@ async def test_a_numeric_scale_beyond_the_first_rows_is_kept_exactly(
     many = await tk.df("SELECT amount FROM amounts ORDER BY n", session=session)
     few = await tk.df("SELECT amount FROM amounts WHERE n >= 3999 AND n <= 4001", session=session)
     assert str(many["amount"].dtype) == str(few["amount"].dtype) == "decimal128(38, 4)[pyarrow]"
-    assert many["amount"].iloc[3999] == Decimal("1.2345")
+    assert many["amount"].iloc[3999] == Decimal(late)
     assert many["amount"].iloc[0] == Decimal("0.1")
+    streamed = [c async for c in tk.stream_df("SELECT amount FROM amounts", session=session)]
+    assert [str(c["amount"].dtype) for c in streamed] == ["decimal128(38, 4)[pyarrow]"]
 
 
 async def test_stream_df_of_an_empty_result_yields_nothing(session: AsyncSession) -> None:

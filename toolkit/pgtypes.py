@@ -94,10 +94,18 @@ class Column:
         """True when COPY's CSV text of this type converts back exactly."""
         return self.pg_type in _ARROW or self.pg_type in _TEXT_THEN_CONVERT
 
-    @property
-    def csv_type(self) -> pa.DataType:
-        """The type the CSV reader parses this column as."""
-        return self.arrow_type or pa.string()
+    def parsed_as(self, backend: DtypeBackend) -> pa.DataType:
+        """The Arrow type values are first read into (by the CSV reader or ``pa.array``).
+
+        Text becomes ``large_string`` for the ``numpy_nullable`` backend: pandas' string
+        dtype holds exactly that, so the column is not cast (copied) again.
+        """
+        arrow_type = self.arrow_type
+        if arrow_type is None:
+            return pa.string()  # text, converted on the client (numeric, uuid, json)
+        if arrow_type == pa.string() and backend == "numpy_nullable":
+            return pa.large_string()
+        return arrow_type
 
 
 def columns_from_attributes(attributes: Sequence[Any]) -> list[Column]:
@@ -128,11 +136,8 @@ def column_from_values(
     column: Column, values: Sequence[Any], backend: DtypeBackend = "pyarrow"
 ) -> pa.Array | list[Any]:
     """A column from the Python values asyncpg decoded (the row path)."""
-    arrow_type = column.arrow_type
-    if arrow_type is not None:
-        if backend == "numpy_nullable" and arrow_type == pa.string():
-            arrow_type = pa.large_string()  # what pandas' string dtype holds: no cast later
-        return pa.array(values, type=arrow_type)
+    if column.arrow_type is not None:
+        return pa.array(values, type=column.parsed_as(backend))
     if column.pg_type == "numeric":
         return _decimals_from_values(values)
     if column.pg_type == "uuid":
@@ -142,10 +147,12 @@ def column_from_values(
     return list(values)
 
 
-def column_from_text(column: Column, array: pa.ChunkedArray) -> pa.ChunkedArray | list[Any]:
-    """A column from the CSV reader's output (the COPY path)."""
+def column_from_text(
+    column: Column, array: pa.ChunkedArray, pool: pa.MemoryPool | None = None
+) -> pa.ChunkedArray | list[Any]:
+    """A column from the CSV reader's output (the COPY path); ``pool`` for new buffers."""
     if column.pg_type == "numeric":
-        return _decimals_from_text(array)
+        return _decimals_from_text(array, pool)
     if column.pg_type == "uuid":
         return [None if v is None else uuid.UUID(v) for v in array.to_pylist()]
     if column.pg_type in ("json", "jsonb"):
@@ -189,28 +196,26 @@ def _decimal_type(scale: int) -> pa.DataType:
     return pa.decimal128(_MAX_DIGITS, min(scale, _MAX_DIGITS))
 
 
-def _decimals_from_text(array: pa.ChunkedArray) -> pa.ChunkedArray | list[Any]:
+def _decimals_from_text(
+    array: pa.ChunkedArray, pool: pa.MemoryPool | None = None
+) -> pa.ChunkedArray | list[Any]:
     """Exact decimals at the column's largest scale (what the row path computes too).
 
-    The scale is first taken from a sample and the cast tried once: Arrow's checked cast
-    fails rather than drop a digit, so a value with a longer fraction sends us to the
-    full computation - the result is the same, usually at a third of the cost.
+    Every value's fraction is measured: Arrow's cast refuses to drop a digit but drops
+    trailing zeros ('2.10' fits a scale of 1), so a sample's scale could come out
+    smaller than the row path's for the same query.
     """
-    sample = array.slice(0, 1_000)
-    for scale in (_max_scale(sample), None):
-        if scale is None:
-            scale = _max_scale(array)
-        try:
-            return pc.cast(array, _decimal_type(scale))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue  # a longer fraction than the sample's, NaN/Infinity, or > 38 digits
-    return _as_decimals(array)
+    try:
+        return pc.cast(array, _decimal_type(_max_scale(array)), memory_pool=pool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _as_decimals(array)  # NaN/Infinity, or more than 38 digits
 
 
 def _max_scale(array: pa.ChunkedArray) -> int:
     """The largest number of fractional digits among the numeric strings."""
     dot = pc.find_substring(array, ".")
-    fraction = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.utf8_length(array), dot), 1)
+    # numeric text is ASCII: byte lengths (read off the offsets) are character counts
+    fraction = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.binary_length(array), dot), 1)
     return max(0, int(pc.max(fraction).as_py() or 1) - 1)
 
 

@@ -76,15 +76,15 @@ async def _via_copy(
             "SELECT " + ", ".join(f"current_setting('{name}')" for name in _COPY_SETTINGS)
         )
         await _set(raw, _COPY_SETTINGS)
-        table = await _copy_to_arrow(raw, sql, args, columns)
+        table = await _copy_to_arrow(raw, sql, args, columns, backend)
         # Restored only on success: a failed COPY aborts the transaction, whose end
         # reverts these transaction-local settings anyway.
         await _set(raw, dict(zip(_COPY_SETTINGS, saved, strict=True)))
     if table is None:
         return None
-    data = [pgtypes.column_from_text(c, table.column(i)) for i, c in enumerate(columns)]
-    del table  # frame() releases each column once converted: peak memory stays low
-    return pgtypes.frame(columns, data, backend)
+    parsed = table.columns
+    del table
+    return _frame_from_arrow(columns, parsed, backend)
 
 
 async def _set(raw: Any, settings: Mapping[str, str]) -> None:
@@ -92,8 +92,12 @@ async def _set(raw: Any, settings: Mapping[str, str]) -> None:
     await raw.execute(f"SELECT {calls}", *settings.values())
 
 
-def _read_options(columns: Sequence[Column], block_size: int | None = None) -> pcsv.ReadOptions:
-    options = pcsv.ReadOptions(column_names=[f"c{i}" for i in range(len(columns))])
+def _read_options(
+    columns: Sequence[Column], block_size: int | None = None, *, threads: bool = True
+) -> pcsv.ReadOptions:
+    options = pcsv.ReadOptions(
+        column_names=[f"c{i}" for i in range(len(columns))], use_threads=threads
+    )
     if block_size is not None:
         options.block_size = block_size
     return options
@@ -110,9 +114,9 @@ reader splits its blocks at any newline, and a value spanning two blocks fails t
 An empty line is a row: a one-column result's NULL (Arrow would skip it by default)."""
 
 
-def _csv_options(columns: Sequence[Column]) -> pcsv.ConvertOptions:
+def _csv_options(columns: Sequence[Column], backend: DtypeBackend) -> pcsv.ConvertOptions:
     return pcsv.ConvertOptions(
-        column_types={f"c{i}": c.csv_type for i, c in enumerate(columns)},
+        column_types={f"c{i}": c.parsed_as(backend) for i, c in enumerate(columns)},
         null_values=[""],  # unquoted empty is NULL; '' arrives quoted; "NaN" stays NaN
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
@@ -122,7 +126,7 @@ def _csv_options(columns: Sequence[Column]) -> pcsv.ConvertOptions:
 
 
 async def _copy_to_arrow(
-    raw: Any, sql: str, args: Sequence[Any], columns: Sequence[Column]
+    raw: Any, sql: str, args: Sequence[Any], columns: Sequence[Column], backend: DtypeBackend
 ) -> pa.Table | None:
     feed = _Feed()
     loop = asyncio.get_running_loop()
@@ -133,7 +137,7 @@ async def _copy_to_arrow(
                 feed,
                 read_options=_read_options(columns),
                 parse_options=_PARSE_OPTIONS,
-                convert_options=_csv_options(columns),
+                convert_options=_csv_options(columns, backend),
             )
             return reader.read_all()
         except pa.ArrowInvalid:
@@ -148,7 +152,9 @@ async def _copy_to_arrow(
     result: pa.Table | None = await parsing
     if result is None or result.num_rows or not columns:
         return result
-    return pa.table({f"c{i}": pa.array([], type=c.csv_type) for i, c in enumerate(columns)})
+    return pa.table(
+        {f"c{i}": pa.array([], type=c.parsed_as(backend)) for i, c in enumerate(columns)}
+    )
 
 
 async def _stream_copy(
@@ -166,6 +172,7 @@ async def _stream_copy(
     memory is a few chunks whatever the size of the result.
     """
     loop = asyncio.get_running_loop()
+    pool = _streaming_pool()
     feed = _Feed(limit=_FEED_LIMIT)
     batches: asyncio.Queue[pa.RecordBatch | BaseException | None] = asyncio.Queue()
     room = threading.Semaphore(_BATCHES_AHEAD)
@@ -176,10 +183,10 @@ async def _stream_copy(
             try:
                 reader = pcsv.open_csv(
                     feed,
-                    read_options=_read_options(columns, _STREAM_BLOCK),
+                    read_options=_read_options(columns, _STREAM_BLOCK, threads=False),
                     parse_options=_PARSE_OPTIONS,
-                    convert_options=_csv_options(columns),
-                    memory_pool=_streaming_pool(),
+                    convert_options=_csv_options(columns, backend),
+                    memory_pool=pool,
                 )
             except pa.ArrowInvalid:
                 if feed.received:
@@ -218,11 +225,16 @@ async def _stream_copy(
             rows += item.num_rows
             while rows >= chunk_size:
                 table = pa.Table.from_batches(pending)
-                head, rest = table.slice(0, chunk_size), table.slice(chunk_size)
-                pending, rows = rest.to_batches(), rows - chunk_size
-                yield _frame_from_table(columns, head, backend)
+                pending, rows = table.slice(chunk_size).to_batches(), rows - chunk_size
+                parsed = table.slice(0, chunk_size).columns
+                del table  # only ``parsed`` holds the chunk's Arrow data now
+                chunk = _frame_from_arrow(columns, parsed, backend, pool)
+                yield chunk
+                del chunk  # not kept while the next one is built
         if rows:
-            yield _frame_from_table(columns, pa.Table.from_batches(pending), backend)
+            parsed = pa.Table.from_batches(pending).columns
+            pending = []
+            yield _frame_from_arrow(columns, parsed, backend, pool)
         await copying
     finally:
         stop.set()
@@ -270,8 +282,16 @@ def _streaming_pool() -> pa.MemoryPool:
     return pool
 
 
-def _frame_from_table(
-    columns: Sequence[Column], table: pa.Table, backend: DtypeBackend
+def _frame_from_arrow(
+    columns: Sequence[Column],
+    parsed: list[Any],
+    backend: DtypeBackend,
+    pool: pa.MemoryPool | None = None,
 ) -> pd.DataFrame:
-    data = [pgtypes.column_from_text(c, table.column(i)) for i, c in enumerate(columns)]
+    """The frame from the parsed Arrow columns, consuming ``parsed``: each is released
+    once converted, so a result's Arrow and pandas copies do not all coexist."""
+    data: list[Any] = []
+    for i, column in enumerate(columns):
+        data.append(pgtypes.column_from_text(column, parsed[i], pool))
+        parsed[i] = None
     return pgtypes.frame(columns, data, backend)

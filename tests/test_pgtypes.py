@@ -15,12 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import toolkit as tk
 from tests.conftest import spy_on_copy
-from toolkit import frames
+from toolkit import frames, pgtypes
 
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -212,3 +214,66 @@ async def test_duplicate_column_names_are_kept(session: AsyncSession) -> None:
     frame = await tk.df("SELECT 1 AS a, 2 AS a", session=session)
     assert list(frame.columns) == ["a", "a"]
     assert frame.iloc[0].tolist() == [1, 2]
+
+
+# Numeric text converted batch by batch (the COPY path) ------------------------------
+
+
+def _decimal_text(*batches: list[str | None]) -> Any:
+    decimals = pgtypes.DecimalText()
+    for batch in batches:
+        decimals.add(pa.array(batch, type=pa.string()))
+    return decimals.finish()
+
+
+def test_numeric_batches_are_widened_to_the_largest_scale_of_the_column() -> None:
+    column = _decimal_text(["1.5", None], ["2.125", "3"], ["2.10"])
+    assert column.type == pa.decimal128(38, 3)
+    assert column.to_pylist() == [
+        Decimal("1.500"), None, Decimal("2.125"), Decimal("3.000"), Decimal("2.100")
+    ]  # fmt: skip
+
+
+def test_numeric_trailing_zeros_count_towards_the_scale() -> None:
+    assert _decimal_text(["1.5"], ["2.1000"]).type == pa.decimal128(38, 4)
+
+
+def test_numeric_fractions_of_38_digits_still_fit_when_the_whole_part_is_zero() -> None:
+    tiny = "-0." + "1" * 38
+    column = _decimal_text(["0.5"], [tiny])
+    assert column.type == pa.decimal128(38, 38)
+    assert column.to_pylist()[1] == Decimal(tiny)
+
+
+@pytest.mark.parametrize("late", ["NaN", "Infinity", "1" * 39, "-0." + "1" * 37 + "0"])
+def test_a_numeric_column_falling_back_to_objects_keeps_every_value_as_sent(late: str) -> None:
+    """A value Arrow cannot hold in a later batch turns the whole column into ``Decimal``
+    objects, each exactly the text PostgreSQL sent - as asyncpg decodes them."""
+    sent = [["1.5", "2.25", None], ["7.10", "7.20"], ["3", late]]
+    column = _decimal_text(*sent)
+    expected = [None if v is None else Decimal(v) for batch in sent for v in batch]
+    assert [str(v) for v in column] == [str(v) for v in expected]
+
+
+async def test_the_copy_path_converts_numerics_exactly_across_many_batches(
+    session: AsyncSession,
+) -> None:
+    """Wide rows make the COPY output span several parser blocks (batches)."""
+    await session.execute(
+        text(
+            "CREATE TEMP TABLE wide ON COMMIT DROP AS SELECT g AS n, repeat('x', 2000) AS pad, "
+            "(CASE WHEN g % 1000 = 0 THEN round(g / 8.0, 3) ELSE round(g / 2.0, 1) END) AS fixed, "
+            "(CASE WHEN g = 4999 THEN 'NaN' ELSE round(g / 4.0, 2) END)::numeric AS loose "
+            "FROM generate_series(1, 5000) g"
+        )
+    )
+    await session.execute(text("ANALYZE wide"))
+    raw = (await (await session.connection()).get_raw_connection()).driver_connection
+    expected = await raw.fetch("SELECT fixed, loose FROM wide ORDER BY n")
+
+    frame = await tk.df("SELECT pad, fixed, loose FROM wide ORDER BY n", session=session)
+
+    assert str(frame["fixed"].dtype) == "decimal128(38, 3)[pyarrow]"
+    assert frame["fixed"].tolist() == [r["fixed"] for r in expected]
+    assert frame["loose"].dtype == object  # NaN: Decimal objects, each as sent
+    assert [str(v) for v in frame["loose"]] == [str(r["loose"]) for r in expected]

@@ -38,7 +38,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Column", "DtypeBackend", "column_from_values", "columns_from_attributes", "frame"]
+__all__ = [
+    "Column",
+    "DecimalText",
+    "DtypeBackend",
+    "column_from_values",
+    "columns_from_attributes",
+    "frame",
+]
 
 DtypeBackend = Literal["numpy_nullable", "pyarrow"]
 
@@ -148,9 +155,14 @@ def column_from_values(
 
 
 def column_from_text(
-    column: Column, array: pa.ChunkedArray, pool: pa.MemoryPool | None = None
+    column: Column, array: pa.ChunkedArray | list[Any], pool: pa.MemoryPool | None = None
 ) -> pa.ChunkedArray | list[Any]:
-    """A column from the CSV reader's output (the COPY path); ``pool`` for new buffers."""
+    """A column from the CSV reader's output (the COPY path); ``pool`` for new buffers.
+
+    A numeric column may arrive converted already (``DecimalText``, while parsing).
+    """
+    if isinstance(array, list) or pa.types.is_decimal(array.type):
+        return array
     if column.pg_type == "numeric":
         return _decimals_from_text(array, pool)
     if column.pg_type == "uuid":
@@ -199,27 +211,82 @@ def _decimal_type(scale: int) -> pa.DataType:
 def _decimals_from_text(
     array: pa.ChunkedArray, pool: pa.MemoryPool | None = None
 ) -> pa.ChunkedArray | list[Any]:
-    """Exact decimals at the column's largest scale (what the row path computes too).
+    decimals = DecimalText(pool)
+    for chunk in array.chunks:
+        decimals.add(chunk)
+    return decimals.finish()
+
+
+class DecimalText:
+    """Numeric text -> exact decimals at the column's largest scale, a batch at a time
+    (so the COPY path converts while the rest of the result still arrives).
 
     Every value's fraction is measured: Arrow's cast refuses to drop a digit but drops
-    trailing zeros ('2.10' fits a scale of 1), so a sample's scale could come out
-    smaller than the row path's for the same query.
+    trailing zeros ('2.10' fits a scale of 1), so a sampled scale could come out smaller
+    than the row path's. Each batch is cast at its own largest scale, and the chunks are
+    widened to the column's at the end (exact). A batch whose values differ in decimal
+    places also keeps its text: should the column fall back to ``Decimal`` objects (NaN,
+    Infinity, more than 38 digits), each object is then the text PostgreSQL sent, as on
+    the row path.
     """
-    try:
-        return pc.cast(array, _decimal_type(_max_scale(array)), memory_pool=pool)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return _as_decimals(array)  # NaN/Infinity, or more than 38 digits
+
+    def __init__(self, pool: pa.MemoryPool | None = None) -> None:
+        self._pool = pool
+        self._chunks: list[tuple[pa.Array | None, pa.Array | None]] = []  # (decimal, text)
+        self._scale = 0
+        self._whole = 0  # the most digits before the decimal point
+        self._objects = False
+
+    def add(self, text: pa.Array) -> None:
+        low, high, whole = _measure(text)
+        self._scale = max(self._scale, high)
+        self._whole = max(self._whole, whole)
+        if not self._objects and whole + high <= _MAX_DIGITS:
+            # (Arrow's cast from text does not check the 38-digit limit: checked above)
+            try:
+                decimal = pc.cast(text, _decimal_type(high), memory_pool=self._pool)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # NaN or Infinity
+            else:
+                self._chunks.append((decimal, text if low != high else None))
+                return
+        self._objects = True
+        self._chunks.append((None, text))
+
+    def finish(self) -> pa.ChunkedArray | list[Any]:
+        if not self._objects and self._whole + self._scale <= _MAX_DIGITS:
+            target = _decimal_type(self._scale)
+            return pa.chunked_array(
+                [pc.cast(d, target, memory_pool=self._pool) for d, _ in self._chunks],
+                type=target,
+            )
+        values: list[Any] = []
+        for decimal, text in self._chunks:  # the text where kept, else the exact decimals
+            if text is not None:
+                values.extend(_as_decimals(text))
+            elif decimal is not None:
+                values.extend(decimal.to_pylist())
+        return values
 
 
-def _max_scale(array: pa.ChunkedArray) -> int:
-    """The largest number of fractional digits among the numeric strings."""
+def _measure(array: pa.Array) -> tuple[int, int, int]:
+    """Of the numeric strings (NULLs ignored): the fewest and the most fractional digits,
+    and the most digits before the point (a leading '0', as in '0.5', is not one)."""
     dot = pc.find_substring(array, ".")
     # numeric text is ASCII: byte lengths (read off the offsets) are character counts
     fraction = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.binary_length(array), dot), 1)
-    return max(0, int(pc.max(fraction).as_py() or 1) - 1)
+    bounds = pc.min_max(fraction).as_py()
+    digits = pc.utf8_ltrim(array, characters="-0")
+    point = pc.find_substring(digits, ".")
+    whole = pc.if_else(pc.greater_equal(point, 0), point, pc.binary_length(digits))
+    return (
+        max(0, (bounds["min"] or 1) - 1),
+        max(0, (bounds["max"] or 1) - 1),
+        int(pc.max(whole).as_py() or 0),
+    )
 
 
-def _as_decimals(array: pa.ChunkedArray) -> list[Any]:
+def _as_decimals(array: pa.Array | pa.ChunkedArray) -> list[Any]:
     return [None if v is None else Decimal(v) for v in array.to_pylist()]
 
 

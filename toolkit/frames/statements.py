@@ -131,6 +131,7 @@ _PLANNABLE = ("select", "with", "values", "table")
 _LEADING_NOISE = re.compile(r"^(?:\s+|\(|--[^\n]*\n?|/\*.*?\*/)*", re.DOTALL)
 
 
+@functools.lru_cache(maxsize=512)
 def _plannable(sql: str) -> bool:
     """True for queries EXPLAIN and COPY accept (not EXPLAIN, SHOW, FETCH...): judged by
     the first keyword, as a failing EXPLAIN would abort the caller's transaction."""

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import await_, greenlet_spawn
 
 from toolkit import config, errors
@@ -520,7 +520,23 @@ async def driver_connection(
         async with _faults_named(raw, engine, invalidate_pooled, pooled=True):
             yield raw
     finally:
-        await asyncio.shield(greenlet_spawn(pooled.close))  # back into the pool, or closed
+        await _give_back(engine, pooled)
+
+
+async def _give_back(engine: AsyncEngine, pooled: Any) -> None:
+    """Return a raw-path connection to the pool.
+
+    That is no I/O (nothing was begun through SQLAlchemy's adapter, so its reset is a
+    no-op) unless the pool is over ``pool_size`` and closes the connection instead: only
+    then is the close shielded from cancellation, as SQLAlchemy's own ``__aexit__``
+    does - a shield costs a task and a turn of the loop, 1-2% of a small query.
+    """
+    pool = engine.sync_engine.pool
+    overflowing = not isinstance(pool, QueuePool) or pool.checkedout() > pool.size()
+    if overflowing:
+        await asyncio.shield(greenlet_spawn(pooled.close))
+    else:
+        await greenlet_spawn(pooled.close)
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ next request works.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 import toolkit as tk
+from tests.faults.conftest import Observer
 from toolkit.database import Database
 from toolkit.errors import PoolExhausted
 
@@ -58,3 +60,19 @@ async def test_an_exhausted_pool_is_reported_on_every_entry_point(fault_url: URL
             await tk.tables(database=db)
         with pytest.raises(PoolExhausted):
             await tk.bulk_insert("users", [{"email": "a@b.c", "name": "A"}], database=db)
+
+
+async def test_overflow_connections_used_by_concurrent_frames_are_closed_when_returned(
+    fault_url: URL, observer: Observer
+) -> None:
+    """Four concurrent ``tk.df`` calls on a pool of one: three overflow connections, which
+    the pool closes as they come back (the raw path shields that close), one kept."""
+    async with Database(fault_url, pool_size=1, max_overflow=3) as db:
+        frames = await asyncio.gather(
+            *(tk.df("SELECT pg_sleep(0.2), pg_backend_pid() AS pid", database=db) for _ in range(4))
+        )
+        assert len({int(f["pid"][0]) for f in frames}) == 4
+        pool = db.engine.sync_engine.pool
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert pool.overflow() == 0  # type: ignore[attr-defined]
+        await observer.wait_until(lambda pids: len(pids) == 1, observer.backends)

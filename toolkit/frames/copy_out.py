@@ -167,7 +167,6 @@ def _read_columns(reader: pcsv.CSVStreamingReader, columns: Sequence[Column]) ->
                 decimals[i].add(chunk)
             else:
                 chunks[i].append(chunk)
-        del batch, chunk
     return [
         decimals[i].finish() if i in decimals else pa.chunked_array(chunks[i], type=field.type)
         for i, field in enumerate(reader.schema)

@@ -499,14 +499,15 @@ def values_table(name: str = "vals") -> Table:
     )
 
 
+WRITE_PATHS = ["bulk_insert-dicts", "bulk_insert-frame", "to_table", "upsert", "bulk_update"]
+"""Every way the toolkit writes values, as the tests below take them."""
+
+
 def _values_back(frame: pd.DataFrame) -> list[Any]:
     return [None if v is pd.NA else v for v in frame["v"].tolist()]
 
 
-@pytest.mark.parametrize(
-    "write",
-    ["bulk_insert-dicts", "bulk_insert-frame", "to_table", "upsert", "bulk_update"],
-)
+@pytest.mark.parametrize("write", WRITE_PATHS)
 async def test_hostile_values_round_trip_exactly_through_every_write_path(
     db: Database, admin: Admin, write: str
 ) -> None:
@@ -596,10 +597,7 @@ async def _write_with_a_nul(write: str, db: Database, table: Table) -> None:
         await tk.bulk_update(table, changes, database=db)
 
 
-@pytest.mark.parametrize(
-    "write",
-    ["bulk_insert-dicts", "bulk_insert-frame", "to_table", "upsert", "bulk_update"],
-)
+@pytest.mark.parametrize("write", WRITE_PATHS)
 async def test_a_nul_in_a_value_is_a_clear_error_and_nothing_is_written(
     db: Database, admin: Admin, write: str
 ) -> None:

@@ -479,13 +479,12 @@ async def get_session() -> AsyncGenerator[AsyncSession, None]:
         yield s
 
 
-@asynccontextmanager
-async def driver_connection(
+def driver_connection(
     session: AsyncSession | None = None,
     database: Database | None = None,
     *,
     write: bool = False,
-) -> AsyncIterator[Any]:
+) -> contextlib.AbstractAsyncContextManager[Any]:
     """The asyncpg connection under ``session`` (inside its transaction), else a pooled one.
 
     For COPY and array statements the toolkit talks to asyncpg directly. SQLAlchemy's
@@ -494,33 +493,65 @@ async def driver_connection(
     undoes them, instead of committing on their own.
     """
     if session is not None:
-        conn = await session.connection()
-        raw: Any = (await conn.get_raw_connection()).driver_connection
-        if write and not raw.is_in_transaction():
-            await conn.exec_driver_sql("SELECT 1")
+        return _session_driver_connection(session, write)
+    return _PooledDriverConnection((database or get_database()).engine)
 
-        async def invalidate_session_connection() -> None:
+
+@asynccontextmanager
+async def _session_driver_connection(session: AsyncSession, write: bool) -> AsyncIterator[Any]:
+    conn = await session.connection()
+    raw: Any = (await conn.get_raw_connection()).driver_connection
+    if write and not raw.is_in_transaction():
+        await conn.exec_driver_sql("SELECT 1")
+    try:
+        yield raw
+    except BaseException as exc:
+
+        async def invalidate() -> None:
             if not conn.invalidated:
                 await conn.invalidate()
 
-        async with _faults_named(raw, conn.engine, invalidate_session_connection):
-            yield raw
-        return
-    # Straight from the pool (no Connection object around it, whose transaction
-    # bookkeeping the raw path does not use): a third of the checkout's cost.
-    engine = (database or get_database()).engine
-    pooled = await engine.raw_connection()
-    try:
-        raw = pooled.driver_connection
+        fault = await _fault_named(exc, raw, conn.engine, invalidate, pooled=False)
+        if fault is None:
+            raise
+        raise fault from None
 
-        async def invalidate_pooled() -> None:
-            if pooled.is_valid:
-                await greenlet_spawn(pooled.invalidate)
 
-        async with _faults_named(raw, engine, invalidate_pooled, pooled=True):
-            yield raw
-    finally:
-        await _give_back(engine, pooled)
+class _PooledDriverConnection:
+    """A connection straight from the pool: no ``Connection`` object around it (whose
+    transaction bookkeeping the raw path does not use), and a plain class rather than
+    a generator-based context manager - together a third of the checkout's cost."""
+
+    __slots__ = ("_engine", "_pooled")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._pooled: Any = None
+
+    async def __aenter__(self) -> Any:
+        self._pooled = await self._engine.raw_connection()
+        return self._pooled.driver_connection
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        pooled, engine = self._pooled, self._engine
+        try:
+            if exc is not None:
+
+                async def invalidate() -> None:
+                    if pooled.is_valid:
+                        await greenlet_spawn(pooled.invalidate)
+
+                raw = pooled.driver_connection
+                fault = await _fault_named(exc, raw, engine, invalidate, pooled=True)
+                if fault is not None:
+                    raise fault from None
+        finally:
+            await _give_back(engine, pooled)
 
 
 async def _give_back(engine: AsyncEngine, pooled: Any) -> None:
@@ -538,15 +569,16 @@ async def _give_back(engine: AsyncEngine, pooled: Any) -> None:
         await greenlet_spawn(pooled.close)
 
 
-@asynccontextmanager
-async def _faults_named(
+async def _fault_named(
+    exc: BaseException,
     raw: Any,
     engine: AsyncEngine,
     invalidate: Callable[[], Awaitable[None]],
     *,
-    pooled: bool = False,
-) -> AsyncIterator[None]:
-    """On the raw driver path, raise faults as the engine would (see ``_translate_faults``).
+    pooled: bool,
+) -> BaseException | None:
+    """On the raw driver path, the fault to raise as the engine would (see
+    ``_translate_faults``) in place of ``exc``; None to let ``exc`` go on.
 
     Errors there bypass SQLAlchemy, which would otherwise try to roll back a connection
     the server dropped (and fail again). A pooled connection is also invalidated after a
@@ -554,26 +586,20 @@ async def _faults_named(
     BEGIN that SQLAlchemy knows nothing of, and would not roll back. Only after a server
     error (the protocol then is at a clean sync point) does it go back into the pool.
     """
-    try:
-        yield
-    except BaseException as exc:
-        lost = raw.is_closed()
-        if lost or (pooled and not isinstance(exc, PostgresError)):
-            await invalidate()
-        if not isinstance(exc, PostgresError | InterfaceError | TimeoutError):
-            raise
-        cancelled = _cancellation_behind(exc)
-        if lost and cancelled is not None:
-            # A cancelled COPY closes its connection; the clean-up after it (a rollback)
-            # then fails on the closed connection. The cancellation is what happened.
-            raise cancelled from None
-        owner = _owners.get(engine.sync_engine)
-        where = config.server_address(engine.url)
-        database = owner() if owner is not None else None
-        fault = _fault(exc, disconnect=lost, where=where, database=database)
-        if fault is None:
-            raise
-        raise fault from None
+    lost = raw.is_closed()
+    if lost or (pooled and not isinstance(exc, PostgresError)):
+        await invalidate()
+    if not isinstance(exc, PostgresError | InterfaceError | TimeoutError):
+        return None
+    cancelled = _cancellation_behind(exc)
+    if lost and cancelled is not None:
+        # A cancelled COPY closes its connection; the clean-up after it (a rollback)
+        # then fails on the closed connection. The cancellation is what happened.
+        return cancelled
+    owner = _owners.get(engine.sync_engine)
+    where = config.server_address(engine.url)
+    database = owner() if owner is not None else None
+    return _fault(exc, disconnect=lost, where=where, database=database)
 
 
 async_session: async_sessionmaker[AsyncSession] = _LoopBoundSessionmaker(None)

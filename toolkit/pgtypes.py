@@ -116,11 +116,17 @@ class Column:
         return arrow_type
 
 
-def columns_from_attributes(attributes: Sequence[Any]) -> list[Column]:
+def columns_from_attributes(attributes: Sequence[Any]) -> tuple[Column, ...]:
     """Columns from asyncpg's ``PreparedStatement.get_attributes()``.
 
-    Enums (and other scalar types whose text is the value) are read as text.
+    Enums (and other scalar types whose text is the value) are read as text. Cached per
+    description: a query run again describes the same columns.
     """
+    return _columns(tuple(attributes))
+
+
+@functools.lru_cache(maxsize=256)
+def _columns(attributes: tuple[Any, ...]) -> tuple[Column, ...]:
     columns = []
     for attribute in attributes:
         pg_type = attribute.type.name
@@ -129,7 +135,7 @@ def columns_from_attributes(attributes: Sequence[Any]) -> list[Column]:
             if kind == "scalar" and _is_enum(attribute.type):
                 pg_type = "text"
         columns.append(Column(attribute.name, pg_type))
-    return columns
+    return tuple(columns)
 
 
 def _is_enum(pg_type: Any) -> bool:

@@ -110,8 +110,7 @@ async def explain(
     explained once, as JSON; ``Plan.text`` is rendered from that JSON in psql's layout
     (a second ``EXPLAIN (FORMAT TEXT)`` would run an analyzed statement twice).
     """
-    statement = frames._statement(query, params)
-    sql, args = frames._compile(statement, params)
+    sql, args = frames.sql_and_args(query, params)
     sql = sql.strip().rstrip(";")
     options = "FORMAT JSON, ANALYZE, BUFFERS" if analyze else "FORMAT JSON"
     with errors.translated():

@@ -36,5 +36,6 @@ from toolkit.frames.statements import Query as Query
 from toolkit.frames.statements import _compile as _compile
 from toolkit.frames.statements import _plannable as _plannable
 from toolkit.frames.statements import _statement as _statement
+from toolkit.frames.statements import sql_and_args as sql_and_args
 
 __all__ = ["COPY_THRESHOLD", "df", "stream_df", "to_dataframe", "to_table"]

@@ -22,14 +22,7 @@ from toolkit import frames as _package  # _via_copy patched on the package appli
 from toolkit.database import Database, driver_connection
 from toolkit.frames.copy_in import _pg_type_for, _qualified, _quote, copy_arrow, csv_ready
 from toolkit.frames.copy_out import _estimate, _stream_copy, _use_copy
-from toolkit.frames.statements import (
-    Query,
-    _compile,
-    _plannable,
-    _prepare,
-    _require_rows,
-    _statement,
-)
+from toolkit.frames.statements import Query, _plannable, _prepare, _require_rows, sql_and_args
 from toolkit.notebook.interrupt import interruptible
 from toolkit.notebook.progress import in_notebook, progress_bar
 from toolkit.pgtypes import Column, DtypeBackend
@@ -51,14 +44,13 @@ async def df(
     With ``session`` it runs inside that session's transaction (it sees uncommitted rows).
     ``dtype_backend="pyarrow"`` gives ``ArrowDtype`` columns (see ``toolkit.pgtypes``).
     """
-    statement = _statement(query, params)
+    sql, args = sql_and_args(query, params)
     with errors.translated():
         async with driver_connection(session, database) as raw:
             # In a caller's transaction, a savepoint: a failing query is undone alone and
             # the session stays usable, its uncommitted work intact.
             guard = raw.transaction() if raw.is_in_transaction() else nullcontext()
             async with guard:
-                sql, args = _compile(statement, params)
                 prepared = await _prepare(raw, sql)
                 columns = pgtypes.columns_from_attributes(prepared.get_attributes())
                 _require_rows(columns)
@@ -89,11 +81,10 @@ async def stream_df(
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    statement = _statement(query, params)
+    sql, args = sql_and_args(query, params)
     show = in_notebook() if progress is None else progress
     with errors.translated():
         async with driver_connection(session, database) as raw:
-            sql, args = _compile(statement, params)
             transaction = raw.transaction() if not raw.is_in_transaction() else nullcontext()
             async with transaction:  # a cursor (or pinned COPY settings) lives in one
                 prepared = await _prepare(raw, sql)

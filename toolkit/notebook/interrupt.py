@@ -10,6 +10,7 @@ caller then sees ``KeyboardInterrupt``, as for any interrupted cell.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal.signal, unwrapped (see below)
 import asyncio
 import contextvars
 import functools
@@ -52,10 +53,13 @@ async def cancel_on_interrupt(awaitable: Awaitable[T]) -> T:
         if delivery is None:
             delivery = loop.call_soon_threadsafe(deliver)
 
-    # signal.signal, not loop.add_signal_handler: the latter validates the number against
-    # signal.valid_signals() on every call, which cost more than the rest of the guard.
+    # _signal.signal, not loop.add_signal_handler (which validates the number against
+    # signal.valid_signals() on every call) nor signal.signal (which tries to turn the
+    # previous handler into an enum member - formatting the repr of asyncio.run's handler,
+    # a partial holding the main task, into the failed lookup's message): either cost
+    # more than the rest of the guard.
     try:
-        previous = signal.signal(signal.SIGINT, on_interrupt)
+        previous = _signal.signal(signal.SIGINT, on_interrupt)
     except ValueError:  # not the main thread of the main interpreter after all
         return await awaitable
     cancelling = task.cancelling()
@@ -68,7 +72,7 @@ async def cancel_on_interrupt(awaitable: Awaitable[T]) -> T:
         raise  # cancelled by someone else too: that cancellation goes on
     finally:
         _guarding.reset(token)
-        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+        _signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
         if delivery is not None:
             delivery.cancel()  # an interrupt just as the call ended: no stray cancel later
         _close_if_never_started(awaitable)

@@ -277,3 +277,42 @@ async def test_the_copy_path_converts_numerics_exactly_across_many_batches(
     assert frame["fixed"].tolist() == [r["fixed"] for r in expected]
     assert frame["loose"].dtype == object  # NaN: Decimal objects, each as sent
     assert [str(v) for v in frame["loose"]] == [str(r["loose"]) for r in expected]
+
+
+_ARROW_COLUMNS = [
+    pa.array([1, -2, 3], pa.int16()),
+    pa.array([1, None, 3], pa.int32()),
+    pa.array([2**40, -1, 0], pa.int64()),
+    pa.array([True, False, True]),
+    pa.array([True, None, False]),
+    pa.array([1.5, float("nan"), None], pa.float64()),
+    pa.array(["a", None, "c"], pa.large_string()),
+    pa.array([datetime(2024, 1, 1, 12), None, datetime(1900, 1, 1)], pa.timestamp("us")),
+    pa.array(
+        [datetime(2024, 1, 1, 12), None, datetime(1900, 1, 1)], pa.timestamp("us", tz="UTC")
+    ),
+    pa.array([Decimal("1.50"), None], pa.decimal128(38, 2)),
+    pa.array([date(2024, 2, 29), None], pa.date32()),
+]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["array", "chunked"])
+@pytest.mark.parametrize("column", _ARROW_COLUMNS, ids=lambda c: str(c.type))
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+def test_columns_built_directly_equal_what_pandas_builds(
+    column: pa.Array, chunked: bool, backend: pgtypes.DtypeBackend
+) -> None:
+    data = pa.chunked_array([column[:1], column[1:]]) if chunked else column
+    built = pd.Series(pgtypes._to_pandas(data, backend))
+    if backend == "pyarrow":
+        expected = pd.Series(data.to_pandas(types_mapper=pd.ArrowDtype))
+    elif pa.types.is_timestamp(column.type) and column.type.tz is None:
+        expected = pd.Series(data.to_numpy(zero_copy_only=False))
+    elif pa.types.is_timestamp(column.type):
+        expected = pd.Series(pd.DatetimeTZDtype("us", "UTC").__from_arrow__(data))
+    elif column.type in pgtypes._NULLABLE:
+        expected = pd.Series(pgtypes._NULLABLE[column.type].__from_arrow__(data))
+    else:
+        expected = pd.Series(pd.ArrowDtype(column.type).__from_arrow__(data))
+    pd.testing.assert_series_equal(built, expected, check_exact=True)
+    built.iloc[0] = built.iloc[-1]  # writable, as pandas' own arrays are

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, cast
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -148,9 +149,13 @@ def _is_enum(pg_type: Any) -> bool:
 
 def column_from_values(
     column: Column, values: Sequence[Any], backend: DtypeBackend = "pyarrow"
-) -> pa.Array | list[Any]:
+) -> pa.Array | list[Any] | pd.api.extensions.ExtensionArray:
     """A column from the Python values asyncpg decoded (the row path)."""
     if column.arrow_type is not None:
+        if backend == "numpy_nullable" and column.arrow_type in _MASKED:
+            masked = _masked_from_values(column.arrow_type, values)
+            if masked is not None:
+                return masked
         return pa.array(values, type=column.parsed_as(backend))
     if column.pg_type == "numeric":
         return _decimals_from_values(values)
@@ -159,6 +164,15 @@ def column_from_values(
     if column.pg_type in ("json", "jsonb"):
         return [json.loads(v) if isinstance(v, str) else v for v in values]
     return list(values)
+
+
+def _masked_from_values(arrow_type: pa.DataType, values: Sequence[Any]) -> Any:
+    """Integers or booleans without NULL straight into pandas' masked array (no Arrow
+    array in between: its set-up costs more than 100 values); None when there is a NULL."""
+    if None in values:
+        return None
+    data = np.array(values, dtype=_NUMPY[arrow_type])
+    return _MASKED[arrow_type](data, np.zeros(len(data), dtype=bool), copy=False)
 
 
 def column_from_text(
@@ -301,26 +315,58 @@ def _as_decimals(array: pa.Array | pa.ChunkedArray) -> list[Any]:
 
 
 def _to_pandas(data: pa.Array | pa.ChunkedArray, backend: DtypeBackend) -> Any:
-    """One Arrow column -> one pandas array, through the dtype's own ``__from_arrow__``.
+    """One Arrow column -> one pandas array, as the dtype's own ``__from_arrow__`` makes it.
 
-    (Faster than ``Table.to_pandas`` for small results, and the same for large ones.)
+    (Faster than ``Table.to_pandas`` for small results, and the same for large ones.) The
+    common cases are built directly, skipping the no-op casts ``__from_arrow__`` makes
+    through Arrow's compute layer: in a small frame those cost more than the data.
     """
     arrow_type = data.type
-    if backend == "pyarrow":
-        return pd.ArrowDtype(arrow_type).__from_arrow__(data)  # type: ignore[attr-defined]
+    if backend == "pyarrow" or (
+        arrow_type not in _NULLABLE and not pa.types.is_timestamp(arrow_type)
+    ):  # decimal, date, time: exact Arrow types
+        return pd.arrays.ArrowExtensionArray(data)
+    if arrow_type in _MASKED and data.null_count == 0:
+        values = data.to_numpy() if isinstance(data, pa.ChunkedArray) else data.to_numpy(False)
+        return _MASKED[arrow_type](values.copy(), np.zeros(len(values), dtype=bool), copy=False)
     if arrow_type in _NULLABLE:
         return _NULLABLE[arrow_type].__from_arrow__(data)
-    if pa.types.is_timestamp(arrow_type):
-        if arrow_type.tz is not None:
-            return pd.DatetimeTZDtype("us", arrow_type.tz).__from_arrow__(data)
-        return data.to_numpy(zero_copy_only=False)  # datetime64[us], NULL -> NaT
-    # decimal, date, time: exact Arrow types
-    return pd.ArrowDtype(arrow_type).__from_arrow__(data)  # type: ignore[attr-defined]
+    values = data.to_numpy() if isinstance(data, pa.ChunkedArray) else data.to_numpy(False)
+    if arrow_type.tz is None:
+        return values  # datetime64[us], NULL -> NaT
+    return _with_time_zone(values, arrow_type.tz)
+
+
+_MASKED: dict[pa.DataType, Any] = {
+    pa.int16(): pd.arrays.IntegerArray,
+    pa.int32(): pd.arrays.IntegerArray,
+    pa.int64(): pd.arrays.IntegerArray,
+    pa.bool_(): pd.arrays.BooleanArray,
+}
+"""Masked arrays built from the values and an all-valid mask when there is no NULL
+(floats are left to pandas, which also masks NaN)."""
+_NUMPY = {t: np.dtype(t.to_pandas_dtype()) for t in _MASKED}
+
+
+def _with_time_zone(values: Any, tz: str) -> Any:
+    """UTC ``datetime64[us]`` values -> a time-zone-aware array (pandas' own last step of
+    ``DatetimeTZDtype.__from_arrow__``, without its cast)."""
+    dtype = _tz_dtype(tz)
+    simple_new = getattr(pd.arrays.DatetimeArray, "_simple_new", None)
+    if simple_new is not None:
+        with contextlib.suppress(TypeError, ValueError, AssertionError):
+            return simple_new(values, dtype=dtype)
+    return dtype.__from_arrow__(pa.array(values).cast(pa.timestamp("us", tz)))
+
+
+@functools.lru_cache(maxsize=16)
+def _tz_dtype(tz: str) -> pd.DatetimeTZDtype:
+    return pd.DatetimeTZDtype("us", tz)
 
 
 def frame(
     columns: Sequence[Column],
-    data: list[pa.Array | pa.ChunkedArray | list[Any]],
+    data: list[pa.Array | pa.ChunkedArray | list[Any] | pd.api.extensions.ExtensionArray],
     backend: DtypeBackend,
 ) -> pd.DataFrame:
     """Assemble the DataFrame, consuming ``data`` (each column is released once converted,
@@ -332,7 +378,12 @@ def frame(
     arrays: list[Any] = []
     for i in range(len(data)):
         d, data[i] = data[i], []
-        arrays.append(_objects(d) if isinstance(d, list) else _to_pandas(d, backend))
+        if isinstance(d, list):
+            arrays.append(_objects(d))
+        elif isinstance(d, pa.Array | pa.ChunkedArray):
+            arrays.append(_to_pandas(d, backend))
+        else:
+            arrays.append(d)  # a pandas array already (``_masked_from_values``)
         del d
     names = pd.Index(_labels(tuple(c.name for c in columns)))
     index = pd.RangeIndex(len(arrays[0]) if arrays else 0)

@@ -288,9 +288,7 @@ _ARROW_COLUMNS = [
     pa.array([1.5, float("nan"), None], pa.float64()),
     pa.array(["a", None, "c"], pa.large_string()),
     pa.array([datetime(2024, 1, 1, 12), None, datetime(1900, 1, 1)], pa.timestamp("us")),
-    pa.array(
-        [datetime(2024, 1, 1, 12), None, datetime(1900, 1, 1)], pa.timestamp("us", tz="UTC")
-    ),
+    pa.array([datetime(2024, 1, 1, 12), None, datetime(1900, 1, 1)], pa.timestamp("us", tz="UTC")),
     pa.array([Decimal("1.50"), None], pa.decimal128(38, 2)),
     pa.array([date(2024, 2, 29), None], pa.date32()),
 ]
@@ -316,3 +314,25 @@ def test_columns_built_directly_equal_what_pandas_builds(
         expected = pd.Series(pd.ArrowDtype(column.type).__from_arrow__(data))
     pd.testing.assert_series_equal(built, expected, check_exact=True)
     built.iloc[0] = built.iloc[-1]  # writable, as pandas' own arrays are
+
+
+@pytest.mark.parametrize(
+    ("pg_type", "values"),
+    [
+        ("int2", (1, -2, 32767)),
+        ("int4", (1, None, -(2**31))),
+        ("int8", (None, None)),
+        ("int8", ()),
+        ("bool", (True, False)),
+        ("bool", (True, None, False)),
+    ],
+)
+def test_row_path_masked_columns_equal_the_arrow_route(
+    pg_type: str, values: tuple[Any, ...]
+) -> None:
+    column = pgtypes.Column("c", pg_type)
+    built = pd.Series(pgtypes.column_from_values(column, values, "numpy_nullable"))
+    assert column.arrow_type is not None
+    arrow = pa.array(values, type=column.arrow_type)
+    expected = pd.Series(pgtypes._NULLABLE[column.arrow_type].__from_arrow__(arrow))
+    pd.testing.assert_series_equal(built, expected, check_exact=True)

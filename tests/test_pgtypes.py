@@ -41,7 +41,20 @@ CREATE TABLE every_type (
 """
 
 # Pathological text: commas, quotes, newlines, backslashes, the word NULL, '' vs NULL.
-TEXTS = ["plain", "a,b", 'say "hi"', "line\nbreak\r\n", "back\\slash", "NULL", "", None, "ünï 🐘"]
+TEXTS = [
+    "plain",
+    "a,b",
+    'say "hi"',
+    "line\nbreak\r\n",
+    "back\\slash",
+    "NULL",
+    "",
+    None,
+    "ünï 🐘",
+    "tab\there",
+    "\\N",
+    "\\\\n\b\f\v\x01",
+]
 
 
 def _row(pos: int) -> dict[str, Any]:

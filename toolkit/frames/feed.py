@@ -26,6 +26,9 @@ class _Feed(io.RawIOBase):
         self._abandoned = False
         self.received = 0
         """Bytes taken by the reader so far (0: the result had no rows)."""
+        self.escaped = False
+        """Whether a backslash was among them: without one, COPY's text format escaped
+        nothing, and the reader's values need no decoding."""
 
     async def put(self, chunk: bytes) -> None:
         if self._abandoned:
@@ -74,5 +77,7 @@ class _Feed(io.RawIOBase):
         else:
             self.received += len(chunk)
             self._queued -= len(chunk)
+            if not self.escaped and b"\\" in chunk:
+                self.escaped = True
             self._pending.append(chunk)
             self._pending_size += len(chunk)

@@ -1,6 +1,6 @@
 """PostgreSQL result types -> Arrow columns -> pandas columns.
 
-Every path that builds a DataFrame (rows over the binary protocol, CSV over COPY, streamed
+Every path that builds a DataFrame (rows over the binary protocol, text over COPY, streamed
 chunks) goes through here, so the same query gives the same dtypes whichever path ran it.
 Types come from the result description PostgreSQL sends, never guessed from values.
 
@@ -100,7 +100,7 @@ class Column:
 
     @property
     def copy_safe(self) -> bool:
-        """True when COPY's CSV text of this type converts back exactly."""
+        """True when COPY's text of this type converts back exactly."""
         return self.pg_type in _ARROW or self.pg_type in _TEXT_THEN_CONVERT
 
     def parsed_as(self, backend: DtypeBackend) -> pa.DataType:
@@ -180,7 +180,7 @@ def _masked_from_values(arrow_type: pa.DataType, values: Sequence[Any]) -> Any:
 def column_from_text(
     column: Column, array: pa.ChunkedArray | list[Any], pool: pa.MemoryPool | None = None
 ) -> pa.ChunkedArray | list[Any]:
-    """A column from the CSV reader's output (the COPY path); ``pool`` for new buffers.
+    """A column from the COPY text the reader parsed (the COPY path); ``pool`` for new buffers.
 
     A numeric column may arrive converted already (``DecimalText``, while parsing).
     """

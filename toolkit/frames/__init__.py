@@ -6,9 +6,10 @@ How ``tk.df`` chooses its path (the rule is the same for every query):
   text). Below ``COPY_THRESHOLD`` estimated rows - or when a column has a type COPY's
   text cannot carry exactly, or the statement writes - rows come over the binary
   protocol (one prepared statement; a 1-row query costs about a plain execute).
-* From ``COPY_THRESHOLD`` rows up, ``COPY (query) TO STDOUT (FORMAT csv)`` streams
-  through the asyncpg connection the session already holds, and Arrow's C++ CSV reader
-  parses it in a worker thread *while* it arrives.
+* From ``COPY_THRESHOLD`` rows up, ``COPY (query) TO STDOUT`` in PostgreSQL's text
+  format streams through the asyncpg connection the session already holds, and Arrow's
+  C++ CSV reader (tab-separated, unquoted) parses it in a worker thread *while* it
+  arrives.
 
 Both paths build the same Arrow columns (``toolkit.pgtypes``), so a query gives the same
 dtypes however many rows it returns. Parameters are always bound: the row path sends them

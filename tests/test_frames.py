@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import toolkit as tk
 from toolkit import queries
 from toolkit.errors import ToolkitError
-from toolkit.frames import statements
+from toolkit.frames import copy_out, statements
+from toolkit.frames.feed import _Feed
 from toolkit.models import User
 
 
@@ -95,6 +96,25 @@ async def test_a_large_result_has_the_same_dtypes_as_a_small_one(session: AsyncS
     assert many["n"].sum() == BIG * (BIG + 1) // 2
     assert few.dtypes.to_dict() == many.dtypes.to_dict()
     pd.testing.assert_frame_equal(few, many.head(3))
+
+
+async def test_a_copy_read_faster_than_its_parser_is_held_back_and_complete(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _numbers(session)
+    monkeypatch.setattr(copy_out, "_READ_LIMIT", 1024)  # the socket waits for the parser
+    queued: list[int] = []
+    put = _Feed.put
+
+    async def watched(feed: _Feed, chunk: bytes) -> None:
+        await put(feed, chunk)
+        queued.append(feed._queued)
+
+    monkeypatch.setattr(_Feed, "put", watched)
+    frame = await tk.df("SELECT * FROM numbers ORDER BY n", session=session)
+    assert queued, "the COPY path was not taken"
+    assert max(queued) <= 1024
+    assert frame["n"].tolist() == list(range(1, BIG + 1))
 
 
 async def test_copy_leaves_the_session_settings_as_they_were(session: AsyncSession) -> None:

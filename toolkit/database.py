@@ -519,8 +519,8 @@ async def _session_driver_connection(session: AsyncSession, write: bool) -> Asyn
 
 class _PooledDriverConnection:
     """A connection straight from the pool: no ``Connection`` object around it (whose
-    transaction bookkeeping the raw path does not use), and a plain class rather than
-    a generator-based context manager - together a third of the checkout's cost."""
+    transaction bookkeeping the raw path does not use: a third of the checkout's cost),
+    and a plain class rather than two generator-based context managers."""
 
     __slots__ = ("_engine", "_pooled")
 

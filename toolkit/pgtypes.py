@@ -330,7 +330,9 @@ def _to_pandas(data: pa.Array | pa.ChunkedArray, backend: DtypeBackend) -> Any:
         return pd.arrays.ArrowExtensionArray(data)
     if arrow_type in _MASKED and data.null_count == 0:
         values = data.to_numpy() if isinstance(data, pa.ChunkedArray) else data.to_numpy(False)
-        return _MASKED[arrow_type](values.copy(), np.zeros(len(values), dtype=bool), copy=False)
+        if not values.flags.writeable:  # a view of Arrow's buffer (one chunk): pandas copies too
+            values = values.copy()
+        return _MASKED[arrow_type](values, np.zeros(len(values), dtype=bool), copy=False)
     if arrow_type in _NULLABLE:
         return _NULLABLE[arrow_type].__from_arrow__(data)
     values = data.to_numpy() if isinstance(data, pa.ChunkedArray) else data.to_numpy(False)

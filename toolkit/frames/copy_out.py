@@ -60,7 +60,8 @@ async def _estimate(raw: Any, sql: str, args: Sequence[Any]) -> tuple[float, boo
     now = time.monotonic()
     cached = _ESTIMATES.get(sql)
     if cached is not None and now - cached[0] < _package._ESTIMATE_TTL:
-        _ESTIMATES.move_to_end(sql)
+        with contextlib.suppress(KeyError):  # another thread's call may have evicted it
+            _ESTIMATES.move_to_end(sql)
         return cached[1], cached[2]
     plan = await raw.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
     top = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]

@@ -5,6 +5,7 @@ Also which statements EXPLAIN and COPY accept, and the cached prepare.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections import OrderedDict
@@ -87,7 +88,8 @@ def sql_and_args(query: Query, params: Mapping[str, Any] | None) -> tuple[str, l
             if len(_TEXT_PLANS) > _TEXT_PLANS_KEPT:
                 _TEXT_PLANS.popitem(last=False)
         return compiled.string, args
-    _TEXT_PLANS.move_to_end(key)
+    with contextlib.suppress(KeyError):  # another thread's call may have evicted it
+        _TEXT_PLANS.move_to_end(key)
     values = params or {}
     args = [
         value if process is None else process(value)

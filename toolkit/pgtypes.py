@@ -172,9 +172,8 @@ def _masked_from_values(arrow_type: pa.DataType, values: Sequence[Any]) -> Any:
         objects = np.array(values, dtype=object)
         mask = objects == None  # noqa: E711 - elementwise, on an object array
         objects[mask] = 0
-        return _MASKED[arrow_type](objects.astype(dtype), mask, copy=False)
-    data = np.array(values, dtype=dtype)
-    return _MASKED[arrow_type](data, np.zeros(len(data), dtype=bool), copy=False)
+        return _masked(arrow_type, objects.astype(dtype), mask)
+    return _masked(arrow_type, np.array(values, dtype=dtype))
 
 
 def column_from_text(
@@ -329,13 +328,13 @@ def _to_pandas(data: pa.Array | pa.ChunkedArray, backend: DtypeBackend) -> Any:
     ):  # decimal, date, time: exact Arrow types
         return pd.arrays.ArrowExtensionArray(data)
     if arrow_type in _MASKED and data.null_count == 0:
-        values = data.to_numpy() if isinstance(data, pa.ChunkedArray) else data.to_numpy(False)
+        values = _numpy(data)
         if not values.flags.writeable:  # a view of Arrow's buffer (one chunk): pandas copies too
             values = values.copy()
-        return _MASKED[arrow_type](values, np.zeros(len(values), dtype=bool), copy=False)
+        return _masked(arrow_type, values)
     if arrow_type in _NULLABLE:
         return _NULLABLE[arrow_type].__from_arrow__(data)
-    values = data.to_numpy() if isinstance(data, pa.ChunkedArray) else data.to_numpy(False)
+    values = _numpy(data)
     if arrow_type.tz is None:
         return values  # datetime64[us], NULL -> NaT
     return _with_time_zone(values, arrow_type.tz)
@@ -350,6 +349,19 @@ _MASKED: dict[pa.DataType, Any] = {
 """Masked arrays built from the values and an all-valid mask when there is no NULL
 (floats are left to pandas, which also masks NaN)."""
 _NUMPY = {t: np.dtype(t.to_pandas_dtype()) for t in _MASKED}
+
+
+def _masked(arrow_type: pa.DataType, values: Any, mask: Any = None) -> Any:
+    """pandas' masked array over ``values`` (no copy); no ``mask``: every value valid."""
+    if mask is None:
+        mask = np.zeros(len(values), dtype=bool)
+    return _MASKED[arrow_type](values, mask, copy=False)
+
+
+def _numpy(data: pa.Array | pa.ChunkedArray) -> Any:
+    """The values as numpy (NULL -> NaT for timestamps); a view of Arrow's buffer when
+    one chunk without NULLs allows it."""
+    return data.to_numpy() if isinstance(data, pa.ChunkedArray) else data.to_numpy(False)
 
 
 def _with_time_zone(values: Any, tz: str) -> Any:

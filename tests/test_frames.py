@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import toolkit as tk
-from toolkit import queries
+from toolkit import pgtypes, queries
 from toolkit.errors import ToolkitError
-from toolkit.frames import copy_out, statements
+from toolkit.frames import copy_out, feed, statements
 from toolkit.frames.feed import _Feed
 from toolkit.models import User
 
@@ -108,13 +111,47 @@ async def test_a_copy_read_faster_than_its_parser_is_held_back_and_complete(
 
     async def watched(feed: _Feed, chunk: bytes) -> None:
         await put(feed, chunk)
-        queued.append(feed._queued)
+        queued.append(feed._sent - feed.received)
 
     monkeypatch.setattr(_Feed, "put", watched)
     frame = await tk.df("SELECT * FROM numbers ORDER BY n", session=session)
     assert queued, "the COPY path was not taken"
     assert max(queued) <= 1024
     assert frame["n"].tolist() == list(range(1, BIG + 1))
+
+
+async def test_a_large_result_arriving_in_small_pieces_waits_to_read_bigger_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past its first MiB, a small piece means the client outpaces the server: the socket
+    is read again a moment later, in one piece. Big pieces and small results never wait."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(feed.asyncio, "sleep", sleep)
+    pipe = _Feed()
+    await pipe.put(b"x" * 1000)  # small, but early in the result
+    await pipe.put(b"x" * feed._PACE_FROM)  # big
+    assert waits == []
+    await pipe.put(b"x" * 1000)
+    assert waits == [feed._PACE]
+
+
+def test_the_parser_is_handed_whole_blocks_as_they_fill() -> None:
+    """Arrow's parse costs less in full blocks than in what happened to have arrived."""
+    pipe = _Feed()
+    blocks: list[bytes] = []
+    parser = threading.Thread(target=lambda: blocks.extend(pipe.read(4) for _ in range(4)))
+    parser.start()
+    pipe._chunks.put(b"ab")
+    parser.join(0.05)  # the parser is waiting: a short block would have been read by now
+    for chunk in (b"cde", b"f", b"ghij"):
+        pipe._chunks.put(chunk)
+    pipe.end()
+    parser.join()
+    assert blocks == [b"abcd", b"efgh", b"ij", b""]
 
 
 async def test_copy_leaves_the_session_settings_as_they_were(session: AsyncSession) -> None:
@@ -150,6 +187,29 @@ async def test_stream_df_yields_bounded_chunks_that_add_up(session: AsyncSession
     pd.testing.assert_frame_equal(
         whole, await tk.df("SELECT * FROM numbers ORDER BY n", session=session)
     )
+
+
+async def test_a_stream_converts_its_chunks_in_its_own_memory_pool(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrow's default allocator (mimalloc) keeps what it touched: a stream's conversions,
+    pandas' own included, allocate in the stream's pool, and the default is restored."""
+    await _numbers(session)
+    default = pa.default_memory_pool()
+    seen: list[str] = []
+    frame = pgtypes.frame
+
+    def watched(*args: Any) -> pd.DataFrame:
+        seen.append(pa.default_memory_pool().backend_name)
+        return frame(*args)
+
+    monkeypatch.setattr(pgtypes, "frame", watched)
+    query = "SELECT * FROM numbers ORDER BY n"
+    async for _ in tk.stream_df(query, chunk_size=2_000, session=session, progress=False):
+        assert pa.default_memory_pool().backend_name == default.backend_name
+    assert seen, "the COPY path was not taken"
+    assert set(seen) == {copy_out._streaming_pool().backend_name}
+    assert pa.default_memory_pool().backend_name == default.backend_name
 
 
 async def test_stream_df_on_its_own_connection_can_stop_early(db: tk.Database) -> None:

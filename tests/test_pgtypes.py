@@ -258,6 +258,23 @@ def test_numeric_fractions_of_38_digits_still_fit_when_the_whole_part_is_zero() 
     assert column.to_pylist()[1] == Decimal(tiny)
 
 
+@pytest.mark.parametrize(
+    "batches",
+    [[["-1.5"], ["0." + "1" * 37]], [["-0.5", "-9"], ["1." + "2" * 37]], [["-9." + "1" * 37]]],
+    ids=["sign-then-long-fraction", "leading-zero", "one-batch"],
+)
+def test_a_sign_or_a_leading_zero_is_not_a_digit_at_the_38_digit_limit(
+    batches: list[list[str]],
+) -> None:
+    """Columns of exactly 38 digits stay Arrow decimals, as on the row path."""
+    values = [Decimal(v) for batch in batches for v in batch]
+    row_path = pgtypes._decimals_from_values(values)
+    column = _decimal_text(*batches)
+    assert isinstance(row_path, pa.Array)
+    assert column.type == row_path.type == pa.decimal128(38, 37)
+    assert column.to_pylist() == values
+
+
 @pytest.mark.parametrize("late", ["NaN", "Infinity", "1" * 39, "-0." + "1" * 37 + "0"])
 def test_a_numeric_column_falling_back_to_objects_keeps_every_value_as_sent(late: str) -> None:
     """A value Arrow cannot hold in a later batch turns the whole column into ``Decimal``

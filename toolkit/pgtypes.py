@@ -261,6 +261,8 @@ class DecimalText:
 
     def add(self, text: pa.Array) -> None:
         low, high, whole = _measure(text)
+        if whole + high > _MAX_DIGITS and not self._objects:
+            whole = _whole_digits(text)  # the measure's bound was loose by a '-' or a '0'
         self._scale = max(self._scale, high)
         self._whole = max(self._whole, whole)
         if not self._objects and whole + high <= _MAX_DIGITS:
@@ -276,6 +278,9 @@ class DecimalText:
         self._chunks.append((None, text))
 
     def finish(self) -> pa.ChunkedArray | list[Any]:
+        if not self._objects and self._whole + self._scale > _MAX_DIGITS:
+            # Whole digits so far are bounds; the exact ones, from the decimals themselves
+            self._whole = max((_whole_of(d) for d, _ in self._chunks if d is not None), default=0)
         if not self._objects and self._whole + self._scale <= _MAX_DIGITS:
             target = _decimal_type(self._scale)
             return pa.chunked_array(
@@ -293,19 +298,32 @@ class DecimalText:
 
 def _measure(array: pa.Array) -> tuple[int, int, int]:
     """Of the numeric strings (NULLs ignored): the fewest and the most fractional digits,
-    and the most digits before the point (a leading '0', as in '0.5', is not one)."""
-    dot = pc.find_substring(array, ".")
-    # numeric text is ASCII: byte lengths (read off the offsets) are character counts
-    fraction = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.binary_length(array), dot), 1)
+    and a bound on the digits before the point: the most characters there, a '-' or the
+    '0' of '0.5' included (exact: ``_whole_digits``). Five kernels, one pass each."""
+    # numeric text is ASCII: byte lengths and positions are character counts
+    fraction = pc.find_substring(pc.binary_reverse(array.cast(pa.binary())), ".")  # -1: none
     bounds = pc.min_max(fraction).as_py()
+    before = pc.max(pc.subtract(pc.binary_length(array), fraction)).as_py()
+    return (
+        max(0, bounds["min"] or 0),
+        max(0, bounds["max"] or 0),
+        max(0, (before or 1) - 1),
+    )
+
+
+def _whole_digits(array: pa.Array) -> int:
+    """The most digits before the point (a leading '0', as in '0.5', is not one)."""
     digits = pc.utf8_ltrim(array, characters="-0")
     point = pc.find_substring(digits, ".")
     whole = pc.if_else(pc.greater_equal(point, 0), point, pc.binary_length(digits))
-    return (
-        max(0, (bounds["min"] or 1) - 1),
-        max(0, (bounds["max"] or 1) - 1),
-        int(pc.max(whole).as_py() or 0),
-    )
+    return int(pc.max(whole).as_py() or 0)
+
+
+def _whole_of(decimals: pa.Array) -> int:
+    """The most digits before the point among exact decimals."""
+    bounds = pc.min_max(decimals).as_py()
+    largest = max(abs(bounds["min"] or 0), abs(bounds["max"] or 0))
+    return len(str(int(largest))) if largest >= 1 else 0
 
 
 def _as_decimals(array: pa.Array | pa.ChunkedArray) -> list[Any]:
@@ -361,7 +379,11 @@ def _masked(arrow_type: pa.DataType, values: Any, mask: Any = None) -> Any:
 def _numpy(data: pa.Array | pa.ChunkedArray) -> Any:
     """The values as numpy (NULL -> NaT for timestamps); a view of Arrow's buffer when
     one chunk without NULLs allows it."""
-    return data.to_numpy() if isinstance(data, pa.ChunkedArray) else data.to_numpy(False)
+    if isinstance(data, pa.Array):
+        return data.to_numpy(False)
+    if data.num_chunks == 1:
+        return data.chunk(0).to_numpy(False)
+    return np.concatenate([chunk.to_numpy(False) for chunk in data.chunks])
 
 
 def _with_time_zone(values: Any, tz: str) -> Any:

@@ -7,12 +7,20 @@ import collections
 import io
 import queue
 
+_PACE_FROM = 1 << 20
+_SMALL = 64 << 10
+_PACE = 0.001
+"""Once a result has passed ``_PACE_FROM`` bytes, a chunk under ``_SMALL`` means the client
+keeps up with the server and reads each 8 KB message in its own event-loop turn: waiting
+``_PACE`` seconds lets the next read take what the server wrote meanwhile in one piece.
+Over 1M rows: about 3,000 turns fall to 750, the loop's CPU time from 0.23 to 0.16 s."""
+
 
 class _Feed(io.RawIOBase):
     """Bytes arriving on the event loop, read by Arrow's CSV reader in a worker thread.
 
-    Chunks are handed over whole (joined only when Arrow asks for more than one), so
-    each byte is copied once on its way from the socket to Arrow.
+    Chunks are handed over whole (joined into the block Arrow asks for), so each byte is
+    copied once on its way from the socket to Arrow.
     """
 
     def __init__(self, limit: int | None = None) -> None:
@@ -20,25 +28,26 @@ class _Feed(io.RawIOBase):
         self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._pending: collections.deque[bytes] = collections.deque()
         self._pending_size = 0
-        self._queued = 0  # bytes put but not yet taken by the reader
+        self._sent = 0  # bytes put; minus ``received``, those waiting (one writer each)
         self._limit = limit
         self._ended = False
         self._abandoned = False
         self.received = 0
         """Bytes taken by the reader so far (0: the result had no rows)."""
-        self.escaped = False
-        """Whether a backslash was among them: without one, COPY's text format escaped
-        nothing, and the reader's values need no decoding."""
 
     async def put(self, chunk: bytes) -> None:
         if self._abandoned:
             return  # the reader gave up: let COPY run out without buffering
-        self._queued += len(chunk)
         self._chunks.put(chunk)
-        # Back-pressure: stop reading the socket while the parser thread catches up (the
-        # counter is shared with that thread, so a short poll, not an asyncio.Event).
-        while self._limit is not None and self._queued > self._limit and not self._abandoned:  # noqa: ASYNC110
+        self._sent += len(chunk)
+        # Back-pressure: stop reading the socket while the parser thread catches up (it
+        # counts what it took, so a short poll, not an asyncio.Event).
+        while self._limit is not None and not self._abandoned:
+            if self._sent - self.received <= self._limit:
+                break
             await asyncio.sleep(0.001)
+        if len(chunk) < _SMALL and self._sent > _PACE_FROM:
+            await asyncio.sleep(_PACE)
 
     def end(self) -> None:
         self._chunks.put(None)
@@ -51,13 +60,10 @@ class _Feed(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
-        if not self._pending and not self._ended:
-            self._take(self._chunks.get())  # wait for data
+        # Wait for a whole block (or the end): over 1M rows, Arrow's parse of full 1 MiB
+        # blocks took 0.55 s of CPU against 0.74 s for the ~200 KB that had arrived.
         while not self._ended and (size < 0 or self._pending_size < size):
-            try:  # more is already here: hand Arrow bigger blocks
-                self._take(self._chunks.get_nowait())
-            except queue.Empty:
-                break
+            self._take(self._chunks.get())
         out: list[bytes] = []
         taken = 0
         while self._pending and (size < 0 or taken < size):
@@ -76,8 +82,5 @@ class _Feed(io.RawIOBase):
             self._ended = True
         else:
             self.received += len(chunk)
-            self._queued -= len(chunk)
-            if not self.escaped and b"\\" in chunk:
-                self.escaped = True
             self._pending.append(chunk)
             self._pending_size += len(chunk)

@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import toolkit as tk
+from tests.conftest import spy_on_copy
 from toolkit import pgtypes, queries
 from toolkit.errors import ToolkitError
 from toolkit.frames import copy_out, feed, statements
@@ -154,6 +155,24 @@ def test_the_parser_is_handed_whole_blocks_as_they_fill() -> None:
     assert blocks == [b"abcd", b"efgh", b"ij", b""]
 
 
+async def test_a_copied_query_with_timestamps_keeps_its_order_names_and_comments(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """COPY selects timestamps in binary form around the query: its ORDER BY, duplicate
+    column names, bound parameters and a trailing comment all survive that."""
+    query = (
+        "SELECT g AS n, timestamptz '2020-01-01' + g * interval '1 second' AS n, g AS at "
+        "FROM generate_series(1, :rows) g ORDER BY g DESC -- newest first"
+    )
+    monkeypatch.setattr(copy_out, "COPY_THRESHOLD", 10)
+    copied = spy_on_copy(monkeypatch)
+    frame = await tk.df(query, {"rows": 3_000}, session=session)
+    assert copied == [True]
+    assert list(frame.columns) == ["n", "n", "at"]
+    assert frame.iloc[:, 0].tolist() == list(range(3_000, 0, -1))
+    assert frame.iloc[0, 1] == pd.Timestamp("2020-01-01 00:50:00", tz="UTC")
+
+
 async def test_copy_leaves_the_session_settings_as_they_were(session: AsyncSession) -> None:
     await _numbers(session)
     await session.execute(text("SET LOCAL TimeZone = 'Asia/Kolkata'"))
@@ -210,6 +229,19 @@ async def test_a_stream_converts_its_chunks_in_its_own_memory_pool(
     assert seen, "the COPY path was not taken"
     assert set(seen) == {copy_out._streaming_pool().backend_name}
     assert pa.default_memory_pool().backend_name == default.backend_name
+
+
+async def test_a_value_a_stream_cannot_carry_is_a_clear_error(db: tk.Database) -> None:
+    query = (
+        "SELECT g, CASE WHEN g = 40000 THEN 'infinity' ELSE '2020-01-01' END::timestamptz AS at "
+        "FROM generate_series(1, 100000) g"
+    )
+    with pytest.raises(ToolkitError, match="Cast that column to text") as raised:
+        async for _ in tk.stream_df(query, chunk_size=10_000, database=db, progress=False):
+            pass
+    assert "outside years 1-9999" in str(raised.value)
+    # The connection went back to the pool cleanly: the next query works.
+    assert (await tk.df("SELECT 1 AS one", database=db))["one"].tolist() == [1]
 
 
 async def test_stream_df_on_its_own_connection_can_stop_early(db: tk.Database) -> None:

@@ -26,6 +26,7 @@ objects. ``dtype_backend="pyarrow"`` keeps every Arrow-typed column as ``ArrowDt
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import functools
 import json
@@ -324,6 +325,48 @@ def _whole_of(decimals: pa.Array) -> int:
     bounds = pc.min_max(decimals).as_py()
     largest = max(abs(bounds["min"] or 0), abs(bounds["max"] or 0))
     return len(str(int(largest))) if largest >= 1 else 0
+
+
+SENT = {"timestamp": "timestamp_send", "timestamptz": "timestamptz_send"}
+"""Types the COPY path asks for in PostgreSQL's binary form (``*_send``, a bytea the text
+format writes in hex): formatting a timestamp as text was a sixth of the server's work
+on our 1M-row benchmark, and its hex is shorter to parse."""
+_PG_EPOCH = 946_684_800_000_000
+"""2000-01-01 in microseconds since 1970: PostgreSQL's timestamps count from it."""
+_SENT_WIDTH = 19
+"""A sent timestamp as the reader reads it: ``\\\\x`` (COPY escapes the backslash), 16 hex
+digits."""
+_FIRST_US = -62_135_596_800_000_000  # 0001-01-01
+_LAST_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999
+
+
+def timestamps_from_sent(
+    array: pa.Array, arrow_type: pa.DataType, pool: pa.MemoryPool | None = None
+) -> pa.Array:
+    """Hex ``timestamp[tz]_send`` bytes -> Arrow timestamps (microseconds since 1970).
+
+    Raises ``ArrowInvalid`` for a value outside years 1-9999 (infinity, BC, year 10000+),
+    which the row path decodes instead, as it did when such text failed Arrow's parser.
+    """
+    count = len(array) - array.null_count
+    if not count:
+        return pa.nulls(len(array), arrow_type, memory_pool=pool)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)
+    start, end = int(offsets[array.offset]), int(offsets[array.offset + len(array)])
+    if end - start != count * _SENT_WIDTH:
+        raise pa.ArrowInvalid("a timestamp did not arrive in its binary form")
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[start:end]
+    digits = data.reshape(count, _SENT_WIDTH)[:, 3:].tobytes()
+    micros = np.frombuffer(binascii.unhexlify(digits), dtype=">i8").astype(np.int64)
+    micros += _PG_EPOCH
+    if micros.min() < _FIRST_US or micros.max() > _LAST_US:
+        raise pa.ArrowInvalid("a timestamp outside years 1-9999, such as infinity or a BC date")
+    if not array.null_count:
+        return pa.array(micros, type=pa.int64(), memory_pool=pool).view(arrow_type)
+    values = np.zeros(len(array), dtype=np.int64)
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    values[valid] = micros
+    return pa.array(values, type=pa.int64(), mask=~valid, memory_pool=pool).view(arrow_type)
 
 
 def _as_decimals(array: pa.Array | pa.ChunkedArray) -> list[Any]:

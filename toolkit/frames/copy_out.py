@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from toolkit import errors, pgtypes
 from toolkit import frames as _package  # settings patched on the package apply here
-from toolkit import pgtypes
 from toolkit.frames.feed import _Feed
 from toolkit.frames.statements import _plannable
 from toolkit.pgtypes import Column, DtypeBackend
@@ -31,7 +31,12 @@ COPY_THRESHOLD = 2_000
 """Estimated rows from which ``tk.df`` reads through COPY instead of row by row."""
 
 # COPY's text depends on these settings; they are pinned for the COPY and restored after.
-_COPY_SETTINGS = {"DateStyle": "ISO, YMD", "TimeZone": "UTC", "extra_float_digits": "1"}
+_COPY_SETTINGS = {
+    "DateStyle": "ISO, YMD",
+    "TimeZone": "UTC",
+    "extra_float_digits": "1",
+    "bytea_output": "hex",
+}
 _FEED_LIMIT = 1 << 20
 """Bytes of COPY output that may wait for the parser while streaming."""
 _READ_LIMIT = 8 << 20
@@ -124,7 +129,10 @@ CSV about 30% slower). An empty line is a row: a one-column result's ''."""
 
 def _csv_options(columns: Sequence[Column], backend: DtypeBackend) -> pcsv.ConvertOptions:
     return pcsv.ConvertOptions(
-        column_types={f"c{i}": c.parsed_as(backend) for i, c in enumerate(columns)},
+        column_types={
+            f"c{i}": pa.binary() if c.pg_type in pgtypes.SENT else c.parsed_as(backend)
+            for i, c in enumerate(columns)
+        },
         null_values=["\\N"],  # NULL; a value that is the text \N arrives as \\N
         strings_can_be_null=True,
         true_values=["t"],
@@ -152,6 +160,38 @@ def _unescaped(batch: pa.RecordBatch, text: Sequence[int]) -> pa.RecordBatch:
         columns[i] = pa.array(values, type=column.type)
         changed = True
     return pa.RecordBatch.from_arrays(columns, schema=batch.schema) if changed else batch
+
+
+def _copy_sql(sql: str, columns: Sequence[Column]) -> str:
+    """``sql`` as COPY runs it: timestamps selected in their binary form (see
+    ``pgtypes.SENT``), by position, so duplicate column names are no trouble. An ORDER BY
+    keeps its order: a sorted subquery is scanned as it is, never flattened."""
+    if not any(c.pg_type in pgtypes.SENT for c in columns):
+        return sql
+    names = [f"c{i}" for i in range(len(columns))]
+    outputs = (
+        f"{pgtypes.SENT[c.pg_type]}({name})" if c.pg_type in pgtypes.SENT else name
+        for name, c in zip(names, columns, strict=True)
+    )
+    # (newlines: a trailing -- comment in ``sql`` ends at its own line)
+    return f"SELECT {', '.join(outputs)} FROM (\n{sql}\n) AS _q({', '.join(names)})"
+
+
+def _converted(
+    batch: pa.RecordBatch,
+    columns: Sequence[Column],
+    text: Sequence[int],
+    pool: pa.MemoryPool | None = None,
+) -> pa.RecordBatch:
+    """``batch`` with escapes decoded (``_unescaped``) and sent timestamps converted."""
+    batch = _unescaped(batch, text)
+    sent = [i for i, c in enumerate(columns) if c.pg_type in pgtypes.SENT]
+    if not sent:
+        return batch
+    arrays = batch.columns
+    for i in sent:
+        arrays[i] = pgtypes.timestamps_from_sent(arrays[i], columns[i].arrow_type, pool)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _has_backslash(column: pa.Array) -> bool:
@@ -204,7 +244,7 @@ async def _copy_to_arrow(
 
     parsing = loop.run_in_executor(None, parse)
     try:
-        await _copy_out(raw, sql, args, feed.put)
+        await _copy_out(raw, _copy_sql(sql, columns), args, feed.put)
     finally:
         feed.end()
     return await parsing
@@ -220,15 +260,21 @@ def _read_columns(reader: pcsv.CSVStreamingReader, columns: Sequence[Column]) ->
     chunks: list[list[pa.Array]] = [[] for _ in columns]
     text = _text_columns(columns)
     for batch in reader:
-        for i, chunk in enumerate(_unescaped(batch, text).columns):
+        for i, chunk in enumerate(_converted(batch, columns, text).columns):
             if i in decimals:
                 decimals[i].add(chunk)
             else:
                 chunks[i].append(chunk)
     return [
-        decimals[i].finish() if i in decimals else pa.chunked_array(chunks[i], type=field.type)
-        for i, field in enumerate(reader.schema)
+        decimals[i].finish()
+        if i in decimals
+        else pa.chunked_array(chunks[i], type=_parsed_type(c, field.type))
+        for i, (c, field) in enumerate(zip(columns, reader.schema, strict=True))
     ]
+
+
+def _parsed_type(column: Column, read_as: pa.DataType) -> pa.DataType:
+    return column.arrow_type if column.pg_type in pgtypes.SENT else read_as
 
 
 async def _stream_copy(
@@ -269,7 +315,7 @@ async def _stream_copy(
                 return
             text = _text_columns(columns)
             for parsed in reader:
-                batch = _unescaped(parsed, text)
+                batch = _converted(parsed, columns, text, pool)
                 while not room.acquire(timeout=0.1):
                     if stop.is_set():
                         return
@@ -284,7 +330,7 @@ async def _stream_copy(
 
     await _set(raw, _COPY_SETTINGS)  # inside stream_df's transaction: reverted at its end
     parser = loop.run_in_executor(None, parse)
-    copying = asyncio.ensure_future(_copy_out(raw, sql, args, feed.put))
+    copying = asyncio.ensure_future(_copy_out(raw, _copy_sql(sql, columns), args, feed.put))
     copying.add_done_callback(lambda _: feed.end())
     pending: list[pa.RecordBatch] = []
     rows = 0
@@ -295,6 +341,12 @@ async def _stream_copy(
                 break
             if isinstance(item, BaseException):
                 await copying  # a server error explains a parse failure best
+                if isinstance(item, pa.ArrowInvalid):
+                    raise errors.ToolkitError(
+                        f"stream_df could not read a value through COPY ({item}). Cast that "
+                        "column to text in the query to stream it, or read the result whole "
+                        "with tk.df, which falls back to row-by-row decoding."
+                    ) from item
                 raise item
             room.release()
             pending.append(item)

@@ -178,19 +178,13 @@ def _copy_sql(sql: str, columns: Sequence[Column]) -> str:
 
 
 def _converted(
-    batch: pa.RecordBatch,
-    columns: Sequence[Column],
-    text: Sequence[int],
-    pool: pa.MemoryPool | None = None,
+    batch: pa.RecordBatch, columns: Sequence[Column], pool: pa.MemoryPool | None = None
 ) -> pa.RecordBatch:
     """``batch`` with escapes decoded (``_unescaped``) and sent timestamps converted."""
-    batch = _unescaped(batch, text)
-    sent = [i for i, c in enumerate(columns) if c.pg_type in pgtypes.SENT]
-    if not sent:
-        return batch
-    arrays = batch.columns
-    for i in sent:
-        arrays[i] = pgtypes.timestamps_from_sent(arrays[i], columns[i].arrow_type, pool)
+    arrays = _unescaped(batch, _text_columns(columns)).columns
+    for i, column in enumerate(columns):
+        if column.pg_type in pgtypes.SENT:
+            arrays[i] = pgtypes.timestamps_from_sent(arrays[i], column.arrow_type, pool)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
@@ -258,9 +252,8 @@ def _read_columns(reader: pcsv.CSVStreamingReader, columns: Sequence[Column]) ->
     """
     decimals = {i: pgtypes.DecimalText() for i, c in enumerate(columns) if c.pg_type == "numeric"}
     chunks: list[list[pa.Array]] = [[] for _ in columns]
-    text = _text_columns(columns)
     for batch in reader:
-        for i, chunk in enumerate(_converted(batch, columns, text).columns):
+        for i, chunk in enumerate(_converted(batch, columns).columns):
             if i in decimals:
                 decimals[i].add(chunk)
             else:
@@ -313,9 +306,8 @@ async def _stream_copy(
                     raise
                 loop.call_soon_threadsafe(batches.put_nowait, None)  # no rows at all
                 return
-            text = _text_columns(columns)
             for parsed in reader:
-                batch = _converted(parsed, columns, text, pool)
+                batch = _converted(parsed, columns, pool)
                 while not room.acquire(timeout=0.1):
                     if stop.is_set():
                         return
@@ -433,7 +425,7 @@ _SWAPPING = threading.Lock()
 def _default_pool(pool: pa.MemoryPool | None) -> Iterator[None]:
     """``pool`` as pyarrow's default meanwhile, for the allocations that take no pool
     argument (pandas' ``combine_chunks``, say): a stream that touched mimalloc, Arrow's
-    default, at all kept about 5 MB more resident. Process-wide, but it only chooses an
+    default, at all kept several MB more resident. Process-wide, but it only chooses an
     allocator, for the milliseconds of one chunk's conversion (and the lock keeps
     concurrent swaps from restoring each other's choice)."""
     if pool is None:

@@ -346,6 +346,10 @@ def test_columns_built_directly_equal_what_pandas_builds(
     built.iloc[0] = built.iloc[-1]  # writable, as pandas' own arrays are
 
 
+def test_a_column_of_no_chunks_becomes_an_empty_array() -> None:
+    assert len(pgtypes._numpy(pa.chunked_array([], type=pa.int64()))) == 0
+
+
 @pytest.mark.parametrize(
     ("pg_type", "values"),
     [

@@ -426,6 +426,9 @@ def _numpy(data: pa.Array | pa.ChunkedArray) -> Any:
         return data.to_numpy(False)
     if data.num_chunks == 1:
         return data.chunk(0).to_numpy(False)
+    if not data.num_chunks:
+        return data.to_numpy()
+    # joined by numpy: Arrow's join would allocate in its default pool (copy_out._default_pool)
     return np.concatenate([chunk.to_numpy(False) for chunk in data.chunks])
 
 

@@ -229,6 +229,11 @@ async def test_duplicate_column_names_are_kept(session: AsyncSession) -> None:
     assert frame.iloc[0].tolist() == [1, 2]
 
 
+async def _driver(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, to see what asyncpg itself decodes."""
+    return (await (await session.connection()).get_raw_connection()).driver_connection
+
+
 # Numeric text converted batch by batch (the COPY path) ------------------------------
 
 
@@ -298,7 +303,7 @@ async def test_the_copy_path_converts_numerics_exactly_across_many_batches(
         )
     )
     await session.execute(text("ANALYZE wide"))
-    raw = (await (await session.connection()).get_raw_connection()).driver_connection
+    raw = await _driver(session)
     expected = await raw.fetch("SELECT fixed, loose FROM wide ORDER BY n")
 
     frame = await tk.df("SELECT pad, fixed, loose FROM wide ORDER BY n", session=session)
@@ -390,7 +395,7 @@ async def test_copied_timestamps_keep_every_microsecond_from_year_1_to_9999(
     copied = spy_on_copy(monkeypatch)
     monkeypatch.setattr(frames, "COPY_THRESHOLD", 10)
     frame = await tk.df(query, session=session)
-    raw = (await (await session.connection()).get_raw_connection()).driver_connection
+    raw = await _driver(session)
     expected = [r["at"] for r in await raw.fetch(query)]
     assert copied == [True]
     assert frame["at"].isna().sum() == expected.count(None) > 0

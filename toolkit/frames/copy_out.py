@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 import threading
@@ -140,33 +141,11 @@ def _csv_options(columns: Sequence[Column], backend: DtypeBackend) -> pcsv.Conve
     )
 
 
-def _unescaped(batch: pa.RecordBatch, text: Sequence[int]) -> pa.RecordBatch:
-    """``batch`` with COPY's text-format escapes decoded in its ``text`` columns.
-
-    Only values holding a backslash change, and those are rare: a column whose bytes hold
-    none is kept as it is (one ``memchr`` over its data; NULLs, sent as ``\\N``, are no
-    longer in it), and only its values with one are decoded.
-    """
-    columns = batch.columns
-    changed = False
-    for i in text:
-        column = columns[i]
-        if not _has_backslash(column):
-            continue
-        values = [
-            v if v is None or "\\" not in v else _ESCAPE.sub(_decoded, v)
-            for v in column.to_pylist()
-        ]
-        columns[i] = pa.array(values, type=column.type)
-        changed = True
-    return pa.RecordBatch.from_arrays(columns, schema=batch.schema) if changed else batch
-
-
 def _copy_sql(sql: str, columns: Sequence[Column]) -> str:
     """``sql`` as COPY runs it: timestamps selected in their binary form (see
     ``pgtypes.SENT``), by position, so duplicate column names are no trouble. An ORDER BY
     keeps its order: a sorted subquery is scanned as it is, never flattened."""
-    if not any(c.pg_type in pgtypes.SENT for c in columns):
+    if not _special_columns(tuple(columns))[1]:
         return sql
     names = [f"c{i}" for i in range(len(columns))]
     outputs = (
@@ -180,12 +159,37 @@ def _copy_sql(sql: str, columns: Sequence[Column]) -> str:
 def _converted(
     batch: pa.RecordBatch, columns: Sequence[Column], pool: pa.MemoryPool | None = None
 ) -> pa.RecordBatch:
-    """``batch`` with escapes decoded (``_unescaped``) and sent timestamps converted."""
-    arrays = _unescaped(batch, _text_columns(columns)).columns
-    for i, column in enumerate(columns):
-        if column.pg_type in pgtypes.SENT:
-            arrays[i] = pgtypes.timestamps_from_sent(arrays[i], column.arrow_type, pool)
+    """``batch`` with COPY's text-format escapes decoded and sent timestamps converted.
+
+    Only values holding a backslash change, and those are rare: a text column whose bytes
+    hold none is kept as it is (one ``memchr`` over its data; NULLs, sent as ``\\N``, are
+    no longer in it), and only its values with one are decoded.
+    """
+    text, sent = _special_columns(tuple(columns))
+    escaped = [i for i in text if _has_backslash(batch.column(i))]
+    if not escaped and not sent:
+        return batch
+    arrays = batch.columns
+    for i in escaped:
+        values = [
+            v if v is None or "\\" not in v else _ESCAPE.sub(_decoded, v)
+            for v in arrays[i].to_pylist()
+        ]
+        arrays[i] = pa.array(values, type=arrays[i].type)
+    for i in sent:
+        arrays[i] = pgtypes.timestamps_from_sent(arrays[i], columns[i].arrow_type, pool)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+@functools.lru_cache(maxsize=256)
+def _special_columns(columns: tuple[Column, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Which columns may hold escapes (text, enums, json) and which arrive sent (binary)."""
+    text = tuple(
+        i
+        for i, c in enumerate(columns)
+        if c.pg_type not in ("numeric", "uuid") and pa.types.is_string(c.parsed_as("pyarrow"))
+    )
+    return text, tuple(i for i, c in enumerate(columns) if c.pg_type in pgtypes.SENT)
 
 
 def _has_backslash(column: pa.Array) -> bool:
@@ -193,15 +197,6 @@ def _has_backslash(column: pa.Array) -> bool:
     quicker than Arrow's ``match_substring`` kernel over the same values)."""
     data = column.buffers()[2]
     return data is not None and data.to_pybytes().find(b"\\") >= 0
-
-
-def _text_columns(columns: Sequence[Column]) -> tuple[int, ...]:
-    """The columns whose values may hold a backslash: text, enums, json."""
-    return tuple(
-        i
-        for i, c in enumerate(columns)
-        if c.pg_type not in ("numeric", "uuid") and pa.types.is_string(c.parsed_as("pyarrow"))
-    )
 
 
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)

@@ -135,8 +135,6 @@ def _same(expected: Any, actual: Any, column: str, exact_nan: bool) -> bool:
     if isinstance(expected, float) and math.isnan(expected):
         # pandas' nullable Float64 folds NaN into <NA>; the pyarrow backend keeps NaN.
         return (isinstance(actual, float) and math.isnan(actual)) or (missing and not exact_nan)
-    if column in ("js", "jsb"):  # SQLAlchemy's connection may already have parsed it
-        return (json.loads(expected) if isinstance(expected, str) else expected) == actual
     if column == "id":
         return str(expected) == str(actual)
     if isinstance(actual, pd.Timestamp):
@@ -438,3 +436,27 @@ def test_sent_timestamps_decode_with_their_nulls() -> None:
     assert column.cast(pa.int64()).to_pylist() == [0, None, -1, 1_700_000_000_123_456]
     nothing = pgtypes.timestamps_from_sent(pa.array([None, None], pa.binary()), pa.timestamp("us"))
     assert nothing.to_pylist() == [None, None]
+
+
+JSON_SCALARS = ['"42"', '"text"', '"\\u00e9 \\ud83d\\udc18"', "42", "null", '{"a": "1"}', '["2"]']
+
+
+@pytest.mark.parametrize("json_type", ["json", "jsonb"])
+@pytest.mark.parametrize("many", [False, True], ids=["row path", "copy path"])
+async def test_a_json_string_is_decoded_once(
+    session: AsyncSession, json_type: str, many: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JSON string '"42"' is the str '42', not the number 42 (issue 14, defect 1)."""
+    monkeypatch.setattr(frames, "COPY_THRESHOLD", 10)
+    copied = spy_on_copy(monkeypatch)
+    values = ", ".join(f"({i}, $j${v}$j$::{json_type})" for i, v in enumerate(JSON_SCALARS))
+    repeat = 500 if many else 1
+    query = (
+        f"SELECT v.j FROM (VALUES {values}) AS v(i, j), generate_series(1, {repeat}) g "
+        "ORDER BY g, v.i"
+    )
+    frame = await tk.df(query, session=session)
+    expected = [json.loads(v) for v in JSON_SCALARS] * repeat
+    assert frame["j"].tolist() == expected
+    assert all(type(a) is type(b) for a, b in zip(frame["j"], expected, strict=True))
+    assert copied == ([True] if many else [])

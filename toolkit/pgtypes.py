@@ -160,8 +160,8 @@ def column_from_values(
         return _decimals_from_values(values)
     if column.pg_type == "uuid":
         return [None if v is None else uuid.UUID(bytes=v.bytes) for v in values]
-    if column.pg_type in ("json", "jsonb"):
-        return [json.loads(v) if isinstance(v, str) else v for v in values]
+    # json/jsonb arrive parsed: SQLAlchemy's asyncpg dialect gives every connection a
+    # JSON codec. Parsing again would turn the JSON string '"42"' into the number 42.
     return list(values)
 
 

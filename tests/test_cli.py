@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import URL
 
 import toolkit as tk
-from toolkit import server
+from toolkit import cli, server
 from toolkit.database import Database
 
 MakeDatabase = Callable[..., Awaitable[URL]]  # the conftest fixture's type
@@ -343,3 +346,88 @@ async def test_lab_migrates_seeds_and_serves_jupyterlab_until_stopped(
     async with Database(url, pool_size=1) as database:
         users = await tk.df("select count(*) as n from users", database=database)
     assert users["n"].tolist() == [20]
+
+
+# Help ------------------------------------------------------------------------------------
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[Any]:
+    """(command path, parser, subcommand help) for the whole command tree."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield (*path, name), sub, helps.get(name)
+                yield from _commands(sub, (*path, name))
+
+
+def test_every_command_and_option_has_a_one_line_description_with_its_default() -> None:
+    undocumented = []
+    for path, parser, summary in [((), cli.parser(), "top"), *_commands(cli.parser())]:
+        if not summary or not parser.description:
+            undocumented.append(" ".join(path) or "toolkit")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            if not action.help or action.help == argparse.SUPPRESS:
+                undocumented.append(f"{' '.join(path)} {action.dest}")
+            with_default = action.default not in (None, False, argparse.SUPPRESS)
+            if with_default and "default" not in parser.format_help().split(action.dest)[-1]:
+                undocumented.append(f"{' '.join(path)} {action.dest}: default not shown")
+    assert undocumented == []
+    assert {" ".join(p) for p, _, _ in _commands(cli.parser())} >= {
+        "db",
+        "db start",
+        "db stop",
+        "db status",
+        "db url",
+        "migrate",
+        "downgrade",
+        "seed",
+        "lab",
+    }
+
+
+def test_help_names_each_default_and_no_rest_markup() -> None:
+    seed = toolkit("seed", "--help", env=cli_env())
+    top = toolkit("--help", env=cli_env())
+
+    assert seed.returncode == top.returncode == 0
+    assert "--users USERS         users to create (default: 1000)" in seed.stdout
+    assert "--seed SEED" in seed.stdout
+    assert "(default: 0)" in seed.stdout
+    assert "``" not in top.stdout
+    assert "Query PostgreSQL asynchronously from notebooks" in top.stdout
+
+
+def test_db_start_help_describes_start_itself() -> None:
+    result = toolkit("db", "start", "--help", env=cli_env())
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: toolkit db start")
+    assert "start the embedded server" in result.stdout
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = toolkit("--version", env=cli_env())
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"toolkit {tk.__version__}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", tk.__version__)
+
+
+async def test_migrate_to_an_unknown_revision_prints_one_line_with_the_known_ones(
+    make_database: MakeDatabase,
+) -> None:
+    url = await make_database(migrated=False)
+    env = cli_env(database_url=url_of(url))
+    for command in ("migrate", "downgrade"):
+        result = await toolkit_async(command, "nosuchrev", env=env)
+
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert lines == [
+            "toolkit: error: no migration revision 'nosuchrev' - known revisions: base, "
+            "0001_users, 0002_posts, 0003_comments, 0004_tags, head "
+            "(relative steps such as -1 and +1 work too)"
+        ], result.stderr

@@ -1,4 +1,4 @@
-"""The ``toolkit`` command: a thin layer over the library.
+"""The ``toolkit`` command: the embedded database, migrations, demo data and JupyterLab.
 
 toolkit db start|stop|status|url   the embedded PostgreSQL server
 toolkit migrate [REVISION]         upgrade the configured database (default: head)
@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from toolkit import server
+from toolkit import __version__, server
 from toolkit.config import mask_url
 from toolkit.database import Database
 from toolkit.demo import seed_demo
@@ -30,11 +30,11 @@ from toolkit.migrate import migrate
 from toolkit.models import User
 from toolkit.notebook.bridge import run
 
-__all__ = ["main"]
+__all__ = ["main", "parser"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         code: int = args.handler(args)
     except ToolkitError as exc:
@@ -45,40 +45,99 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="toolkit", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+_DESCRIPTION = (
+    "Query PostgreSQL asynchronously from notebooks: the embedded database, migrations, "
+    "demo data and JupyterLab. The database is TOOLKIT_DATABASE_URL's (or DATABASE_URL's), "
+    "else the embedded server in TOOLKIT_DATA_DIR."
+)
 
-    db = commands.add_parser("db", help="manage the embedded PostgreSQL server")
-    db.add_argument("action", choices=["start", "stop", "status", "url"])
-    db.set_defaults(handler=_db)
 
-    up = commands.add_parser("migrate", help="upgrade the database schema")
-    up.add_argument("revision", nargs="?", default="head")
+def parser() -> argparse.ArgumentParser:
+    """Every command and option with a one-line help that gives its default
+    (``tests/test_cli.py`` checks that none is left undocumented)."""
+    formatter = _DefaultsShown
+    top = argparse.ArgumentParser(
+        prog="toolkit", description=_DESCRIPTION, formatter_class=formatter
+    )
+    top.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
+    )
+    commands = top.add_subparsers(required=True, metavar="COMMAND", title="commands")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=summary, formatter_class=formatter
+        )
+
+    db = command("db", "manage the embedded PostgreSQL server (not used with a URL)")
+    actions = db.add_subparsers(required=True, metavar="ACTION", title="actions")
+    for action, summary in (
+        ("start", "start the embedded server (initialised on first start); print its URL"),
+        ("stop", "stop the embedded server"),
+        ("status", "say whether the embedded server runs (exit status 3 when not)"),
+        ("url", "print the running embedded server's URL (exit status 3 when not running)"),
+    ):
+        sub = actions.add_parser(
+            action, help=summary, description=summary, formatter_class=formatter
+        )
+        sub.set_defaults(handler=_db, action=action)
+
+    up = command("migrate", "upgrade the database schema to a revision")
+    up.add_argument("revision", nargs="?", default="head", help="Alembic revision id, or +N steps")
     up.set_defaults(handler=_migrate)
 
-    down = commands.add_parser("downgrade", help="downgrade the database schema")
-    down.add_argument("revision")
+    down = command("downgrade", "downgrade the database schema to a revision")
+    down.add_argument(
+        "revision", help='Alembic revision id, -N steps, or "base" (drops every table)'
+    )
     down.set_defaults(handler=_downgrade)
 
-    seed = commands.add_parser("seed", help="write deterministic demo data")
+    seed = command("seed", "write deterministic demo data (users, posts, comments, tags)")
     _seed_options(seed)
     seed.set_defaults(handler=_seed)
 
-    lab = commands.add_parser("lab", help="database up, migrated, demo data, JupyterLab")
+    lab = command(
+        "lab", "database up, migrated, demo data loaded (if empty), JupyterLab on notebooks/"
+    )
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    lab.add_argument("--port", type=int, default=None, help="JupyterLab's port")
-    lab.add_argument("--notebook-dir", type=Path, default=None, help="default: ./notebooks")
+    lab.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="JupyterLab's port (default: its own, 8888 or the next free one)",
+    )
+    lab.add_argument(
+        "--notebook-dir", type=Path, default=None, help="notebooks to serve (default: ./notebooks)"
+    )
     _seed_options(lab)
     lab.set_defaults(handler=_lab)
-    return parser
+    return top
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """argparse's ArgumentDefaultsHelpFormatter without "(default: False)" on flags and
+    "(default: None)" where the help says what None means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        shown = not any(action.default is hidden for hidden in (None, False, argparse.SUPPRESS))
+        if not shown or "(default" in help_text:
+            return help_text
+        return f"{help_text} (default: %(default)s)"
 
 
 def _seed_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--users", type=int, default=1_000)
-    parser.add_argument("--posts-per-user", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--users", type=int, default=1_000, help="users to create")
+    parser.add_argument(
+        "--posts-per-user",
+        type=int,
+        default=10,
+        help="posts per user, on average (the total is exact)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed: the same seed, the same data"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _db(args: argparse.Namespace) -> int:

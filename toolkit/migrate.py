@@ -14,6 +14,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from toolkit import errors
@@ -64,9 +66,29 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def known_revisions() -> list[str]:
+    """Every revision id among the migrations, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def _revision_refused(revision: str, exc: Exception) -> errors.ToolkitError:
+    """Alembic's refusal of ``revision`` as one line that lists the revisions there are."""
+    known = ", ".join(["base", *known_revisions(), "head"])
+    reason = str(exc).split("\n", 1)[0]
+    if reason.startswith("Can't locate revision"):
+        reason = f"no migration revision {revision!r}"
+    return errors.ToolkitError(
+        f"{reason} - known revisions: {known} (relative steps such as -1 and +1 work too)"
+    )
+
+
 async def _run(step: Any, revision: str, database: Database | None) -> str | None:
     def work(sync_conn: Connection) -> str | None:
-        step(alembic_config(sync_conn), revision)
+        try:
+            step(alembic_config(sync_conn), revision)
+        except (CommandError, RevisionError) as exc:  # Alembic's "Can't locate revision"
+            raise _revision_refused(revision, exc) from exc
         return _current(sync_conn)
 
     with errors.translated():  # a failed step: the server's message, as a DatabaseError

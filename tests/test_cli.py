@@ -431,3 +431,31 @@ async def test_migrate_to_an_unknown_revision_prints_one_line_with_the_known_one
             "0001_users, 0002_posts, 0003_comments, 0004_tags, head "
             "(relative steps such as -1 and +1 work too)"
         ], result.stderr
+
+
+async def test_commands_that_write_first_name_the_server_and_database(
+    make_database: MakeDatabase,
+) -> None:
+    url = await make_database(migrated=False)
+    env = cli_env(database_url=url_of(url))
+
+    migrated = await toolkit_async("migrate", env=env)
+    seeded = await toolkit_async("seed", "--users", "1", "--no-progress", env=env)
+
+    where = f"{url.host}:{url.port or 5432} (database {url.database})"
+    if url.query.get("host"):  # the embedded server: a socket
+        where = f"socket {url.query['host']} (database {url.database})"
+    assert migrated.stdout.splitlines()[0] == f"migrating to head: {where}"
+    assert seeded.stdout.splitlines()[0] == f"seeding demo data: {where}"
+
+
+def test_an_incomplete_url_is_refused_before_anything_is_written() -> None:
+    result = toolkit("migrate", env=cli_env(database_url="postgresql://"))
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "toolkit: error: the database URL from TOOLKIT_DATABASE_URL has no host and no "
+        "database - write postgresql://user:password@host:port/database (for a unix socket: "
+        "postgresql://user@/database?host=/var/run/postgresql)"
+    )

@@ -298,3 +298,48 @@ def test_server_address_brackets_an_ipv6_host() -> None:
     where = server_address(make_url("postgresql+asyncpg://alice@[::1]:5433/app"))
 
     assert where.startswith("[::1]:5433")
+
+
+# Incomplete and ambiguous URLs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "lacking"),
+    [
+        ("postgresql://", "no host and no database"),
+        ("postgresql://alice@db.example.com", "no database"),
+        ("postgresql://alice@/app", "no host"),
+        (f"postgres://alice:{PASSWORD}@:5432", "no host and no database"),
+    ],
+)
+def test_an_incomplete_url_is_refused_with_the_fields_it_lacks(url: str, lacking: str) -> None:
+    """libpq would fill them in (local socket, the OS user's database) and `toolkit migrate`
+    would create its tables in that unrelated database."""
+    with pytest.raises(ConfigurationError, match=f"has {lacking} - write") as caught:
+        normalize_url(url, source="TOOLKIT_DATABASE_URL")
+
+    assert PASSWORD not in str(caught.value)
+
+
+def test_a_socket_url_names_its_host_in_the_query() -> None:
+    url = normalize_url("postgresql://alice@/app?host=/var/run/postgresql")
+
+    assert (url.host, url.query["host"], url.database) == (None, "/var/run/postgresql", "app")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:S3cret@PW@127.0.0.1:5499/db",  # parses: host would be 'PW@127.0.0.1'
+        "this is not a url S3cretPW",
+        "postgresql://u:S3cretPW@db.example.com:54x2/app",
+    ],
+)
+def test_no_part_of_a_malformed_url_is_shown_and_the_fix_is_named(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="malformed database URL") as caught:
+        normalize_url(url, source="TOOLKIT_DATABASE_URL")
+
+    message = str(caught.value)
+    for part in ("S3cret", "PW", "127.0.0.1", "db.example.com", "this is"):
+        assert part not in message
+    assert "percent-encoded (@ as %40" in message

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from toolkit import __version__, server
-from toolkit.config import mask_url
+from toolkit.config import mask_url, server_address
 from toolkit.database import Database
 from toolkit.demo import seed_demo
 from toolkit.errors import ToolkitError
@@ -161,7 +161,7 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    database = Database()
+    database = _announced(Database(), f"migrating to {args.revision}")
     revision = run(_with(database, migrate(args.revision, database=database)))
     print(f"{mask_url(database.url)} is at revision {revision}")
     return 0
@@ -170,14 +170,14 @@ def _migrate(args: argparse.Namespace) -> int:
 def _downgrade(args: argparse.Namespace) -> int:
     from toolkit.migrate import downgrade
 
-    database = Database()
+    database = _announced(Database(), f"downgrading to {args.revision}")
     revision = run(_with(database, downgrade(args.revision, database=database)))
     print(f"{mask_url(database.url)} is at revision {revision or 'base'}")
     return 0
 
 
 def _seed(args: argparse.Namespace) -> int:
-    database = Database()
+    database = _announced(Database(), "seeding demo data")
     counts = run(_with(database, _demo(args, database)))
     print(f"seeded {mask_url(database.url)}: {counts}")
     return 0
@@ -196,8 +196,7 @@ def _demo(args: argparse.Namespace, database: Database) -> Any:
 
 def _lab(args: argparse.Namespace) -> int:
     notebooks = _notebook_dir(args.notebook_dir)
-    database = Database()
-    print(f"database: {mask_url(database.url)}")
+    database = _announced(Database(), "preparing for JupyterLab")
 
     async def prepare() -> None:
         revision = await migrate(database=database)
@@ -242,6 +241,12 @@ def _notebook_dir(given: Path | None) -> Path:
         "no notebooks directory found: run `toolkit lab` from the repository root "
         "or pass --notebook-dir"
     )
+
+
+def _announced(database: Database, doing: str) -> Database:
+    """Say which server and database a command is about to write to, before it writes."""
+    print(f"{doing}: {server_address(database.url)}", flush=True)
+    return database
 
 
 async def _with(database: Database, awaitable: object) -> object:

@@ -79,10 +79,9 @@ def normalize_url(url: str | URL, *, source: str = "the URL you passed") -> URL:
     try:
         parsed = make_url(url) if isinstance(url, str) else url
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-        raise ConfigurationError(
-            f"malformed database URL from {source}: {_mask_text(str(url))!r} - expected "
-            "postgresql://user:password@host:port/database"
-        ) from None
+        raise ConfigurationError(_malformed(source)) from None
+    if "@" in (parsed.host or ""):  # 'user:p@ss@host': the password's tail would be the host
+        raise ConfigurationError(_malformed(source, "it has more than one '@'"))
     if parsed.drivername not in _POSTGRES_SPELLINGS:
         raise ConfigurationError(
             f"unsupported database URL from {source}: {mask_url(parsed)!r} - the toolkit "
@@ -90,7 +89,33 @@ def normalize_url(url: str | URL, *, source: str = "the URL you passed") -> URL:
         )
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise ConfigurationError(f"port {parsed.port} out of range in the URL from {source}")
+    lacking = [
+        field
+        for field, value in (
+            ("host", parsed.host or parsed.query.get("host")),
+            ("database", parsed.database),
+        )
+        if not value
+    ]
+    if lacking:
+        # libpq would fill them in (the local socket, a database named after the OS user),
+        # and the toolkit would then create its tables in whatever database that is.
+        raise ConfigurationError(
+            f"the database URL from {source} has no {' and no '.join(lacking)} - write "
+            "postgresql://user:password@host:port/database (for a unix socket: "
+            "postgresql://user@/database?host=/var/run/postgresql)"
+        )
     return _password_from_query(parsed).set(drivername=ASYNC_DRIVER)
+
+
+def _malformed(source: str, why: str = "it does not parse") -> str:
+    """The message for a URL that cannot be trusted to show: no part of it is printed, since
+    any part may be a password typed with a special character."""
+    return (
+        f"malformed database URL from {source} ({why}; not shown, as it may hold a password) "
+        "- expected postgresql://user:password@host:port/database; a password with @ : / ? # "
+        "or % must be percent-encoded (@ as %40: urllib.parse.quote(password, safe=''))"
+    )
 
 
 def _password_from_query(url: URL) -> URL:

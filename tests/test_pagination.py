@@ -472,8 +472,9 @@ async def test_a_malformed_cursor_is_refused(session: AsyncSession, cursor: str)
 async def test_a_non_unique_key_is_refused_with_a_tiebreaker_to_add(
     session: AsyncSession,
 ) -> None:
-    message = r"key \(users.created_at\) is not unique - add a tiebreaker, "
-    with pytest.raises(PaginationError, match=message + r"e.g. key=\[User.created_at, User.id\]"):
+    message = r"key \(users.created_at\) is not unique - the unique column sets of users are "
+    message += r"\(id\), \(email\); add a tiebreaker, e.g. key=\[User.created_at, User.id\]"
+    with pytest.raises(PaginationError, match=message):
         await keyset_page(_ours(), key=User.created_at, session=session)
     with pytest.raises(
         PaginationError, match=r"key=\[User.created_at.desc\(\), User.id.desc\(\)\]"

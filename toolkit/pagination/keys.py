@@ -1,12 +1,14 @@
 """Keyset keys: a key column parsed with its direction and NULL placement, the check that
-a key identifies rows, how to read a key's value from a page's last item, and how to name
-a key in an error message the way the code wrote it (``User.id``).
+a key identifies rows (from the table's metadata, else from the database's catalog), how
+to read a key's value from a page's last item, and how to name a key in an error message
+the way the code wrote it (``User.id``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +24,15 @@ from sqlalchemy import (
     literal,
     or_,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.exc import UnmappedColumnError
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.elements import ColumnClause, Label, UnaryExpression
+from sqlalchemy.sql.expression import TableClause
 
 from toolkit.pagination.base import AnySelect, PaginationError
+from toolkit.pagination.catalog_keys import TableKeys, table_keys
 
 Key = Any
 """A key column: an ORM attribute or Core column, optionally ``.desc()``/``.nulls_last()``."""
@@ -40,12 +45,15 @@ class _KeyColumn:
     expression: ColumnElement[Any]
     descending: bool
     nulls_last: bool
-    table_column: Column[Any] | None
+    table_column: ColumnClause[Any] | None
     """The table column the expression reads, if it is one (for uniqueness and NULLs)."""
+    table: TableClause | None
+    """The table whose column the key is: the table column's, or the query's only table
+    for a bare ``column("id")``."""
     nullable: bool
 
     @classmethod
-    def parse(cls, key: Key, *, outer_join: bool) -> _KeyColumn:
+    def parse(cls, key: Key, *, outer_join: bool, query: AnySelect | None = None) -> _KeyColumn:
         element = _clause(key)
         nulls: bool | None = None
         if isinstance(element, UnaryExpression) and element.modifier in _NULLS:
@@ -58,10 +66,26 @@ class _KeyColumn:
         if isinstance(element, UnaryExpression):
             raise PaginationError(f"unsupported key {element}: use a column, .desc() or .asc()")
         column = _table_column(element)
-        nullable = outer_join or column is None or column.nullable is not False
+        table = column.table if column is not None else _only_table(element, query)
+        assert table is None or isinstance(table, TableClause)  # _table_column checks it
+        nullable = outer_join or getattr(column, "nullable", None) is not False
         # PostgreSQL's default: NULLS LAST for ASC, NULLS FIRST for DESC.
         nulls_last = (not descending) if nulls is None else nulls
-        return cls(element, descending, nulls_last, column, nullable)
+        return cls(element, descending, nulls_last, column, table, nullable)
+
+    @property
+    def name(self) -> str:
+        """The column's name in its table (only for keys with a ``table``)."""
+        column = self.table_column if self.table_column is not None else self.expression
+        return str(getattr(column, "name", ""))
+
+    def known_not_null(self, facts: Mapping[TableClause, TableKeys | None]) -> _KeyColumn:
+        """This key, NOT NULL if its table says so (then it needs no ``IS NULL`` branch,
+        and PostgreSQL can seek an index range); call it only without an outer join."""
+        found = facts.get(self.table) if self.table is not None else None
+        if self.nullable and found is not None and self.name in found.not_null:
+            return dataclasses.replace(self, nullable=False)
+        return self
 
     def ordering(self) -> ColumnElement[Any]:
         ordered = self.expression.desc() if self.descending else self.expression.asc()
@@ -94,21 +118,68 @@ _DIRECTIONS = (operators.asc_op, operators.desc_op)
 _NULLS = (operators.nulls_first_op, operators.nulls_last_op)
 
 
-def _require_unique(keys: Sequence[_KeyColumn], mappers: Sequence[Mapper[Any]]) -> None:
-    """Raise unless the key's table columns cover a primary key or NOT NULL unique set."""
-    columns = {k.table_column for k in keys if k.table_column is not None}
-    tables = {c.table for c in columns if isinstance(c.table, Table)}
-    if any(candidate <= columns for t in tables for candidate in _unique_sets(t)):
-        return
+async def _table_facts(
+    session: AsyncSession, keys: Sequence[_KeyColumn]
+) -> dict[TableClause, TableKeys | None]:
+    """What identifies the rows of each key column's table: its constraint metadata if it
+    declares any, else the database's catalog (a ``table()`` construct, a ``Table`` of
+    columns only). None for a table the catalog does not know either."""
+    facts: dict[TableClause, TableKeys | None] = {}
+    for table in dict.fromkeys(k.table for k in keys if k.table is not None):
+        declared = _declared_keys(table)
+        facts[table] = declared if declared is not None else await table_keys(session, table)
+    return facts
+
+
+def _declared_keys(table: TableClause) -> TableKeys | None:
+    """A ``Table``'s unique column sets from its metadata; None if it declares no primary
+    key, unique constraint or unique index (then only the catalog knows)."""
+    if not isinstance(table, Table):
+        return None
+    declares = bool(table.primary_key.columns) or any(
+        isinstance(c, UniqueConstraint) for c in table.constraints
+    )
+    if not declares and not any(i.unique for i in table.indexes):
+        return None
+    sets = tuple(tuple(c.name for c in columns) for columns in _unique_sets(table))
+    return TableKeys(sets, frozenset(c.name for c in table.columns if c.nullable is False))
+
+
+def _require_unique(
+    keys: Sequence[_KeyColumn],
+    mappers: Sequence[Mapper[Any]],
+    facts: Mapping[TableClause, TableKeys | None],
+) -> None:
+    """Raise unless the key's columns cover a unique set of NOT NULL columns of a table;
+    the message names the table's unique sets and the tiebreaker to add."""
+    named = {(k.table, k.name) for k in keys if k.table is not None}
+    for table, found in facts.items():
+        candidates = found.unique_sets if found is not None else ()
+        if any({(table, name) for name in s} <= named for s in candidates):
+            return
     shown = ", ".join(_display(k, mappers) for k in keys)
-    for key in keys:  # suggest the primary key of the first key column's table
-        table = key.table_column.table if key.table_column is not None else None
-        if isinstance(table, Table) and table.primary_key.columns:
-            tiebreak = [_display_column(c, mappers, key.descending) for c in table.primary_key]
-            sql = ", ".join(_display(k, [], direction=False) for k in keys)
+    sql = ", ".join(_display(k, [], direction=False) for k in keys)
+    for key in keys:  # suggest the first key column's table's primary key (or smallest set)
+        found = facts.get(key.table) if key.table is not None else None
+        if key.table is not None and found is not None and found.unique_sets:
+            have = {name for table, name in named if table is key.table}
+            tiebreak = [
+                _display_named(key.table, name, mappers, key.descending)
+                for name in found.unique_sets[0]
+                if name not in have
+            ]
+            sets = ", ".join(f"({', '.join(s)})" for s in found.unique_sets)
             raise PaginationError(
-                f"key ({sql}) is not unique - add a tiebreaker, "
+                f"key ({sql}) is not unique - the unique column sets of "
+                f"{key.table.fullname} are {sets}; add a tiebreaker, "
                 f"e.g. key=[{', '.join([shown, *tiebreak])}]"
+            )
+    for key in keys:
+        if key.table is not None and facts.get(key.table) is not None:
+            raise PaginationError(
+                f"key ({sql}) is not unique - {key.table.fullname} has no primary key, "
+                "unique constraint or unique index on NOT NULL columns; key on columns "
+                "that identify rows, or pass unique=True if the key does"
             )
     raise PaginationError(
         f"key ({shown}) cannot be checked for uniqueness - add a primary key column as a "
@@ -116,7 +187,7 @@ def _require_unique(keys: Sequence[_KeyColumn], mappers: Sequence[Mapper[Any]]) 
     )
 
 
-def _unique_sets(table: Table) -> Iterator[set[Column[Any]]]:
+def _unique_sets(table: Table) -> Iterator[list[Column[Any]]]:
     """Column sets that identify a row: the primary key, unique constraints and unique
     indexes - of NOT NULL columns only (a unique nullable column may repeat NULLs)."""
     candidates = [table.primary_key.columns]
@@ -124,7 +195,7 @@ def _unique_sets(table: Table) -> Iterator[set[Column[Any]]]:
     candidates += [i.columns for i in table.indexes if _is_unique_index(i)]
     for columns in candidates:
         if len(columns) and not any(c.nullable for c in columns):
-            yield set(columns)
+            yield list(columns)
 
 
 def _is_unique_index(index: Index) -> bool:
@@ -199,13 +270,29 @@ def _clause(key: Key) -> ColumnElement[Any]:
     return element
 
 
-def _table_column(element: ColumnElement[Any]) -> Column[Any] | None:
-    """The table column an expression is (through ORM attributes, aliases, labels)."""
+def _table_column(element: ColumnElement[Any]) -> ColumnClause[Any] | None:
+    """The table column an expression is (through ORM attributes, aliases, labels): of a
+    ``Table`` or of a ``table()`` construct."""
     bases = element.base_columns
     if len(bases) != 1:
         return None
     (base,) = bases
-    return base if isinstance(base, Column) and isinstance(base.table, Table) else None
+    if isinstance(base, ColumnClause) and not base.is_literal:
+        return base if isinstance(base.table, TableClause) else None
+    return None
+
+
+def _only_table(element: ColumnElement[Any], query: AnySelect | None) -> TableClause | None:
+    """The table a bare ``column("id")`` reads: the query's only FROM table, unless a
+    selected column is labelled with the same name (ORDER BY would read the label)."""
+    if query is None or not isinstance(element, ColumnClause) or element.is_literal:
+        return None
+    froms = query.get_final_froms()
+    if element.table is not None or len(froms) != 1 or not isinstance(froms[0], TableClause):
+        return None
+    if any(isinstance(c, Label) and c.name == element.name for c in query.selected_columns):
+        return None
+    return froms[0]
 
 
 def _has_outer_join(source: Any) -> bool:
@@ -223,8 +310,20 @@ def _display(key: _KeyColumn, mappers: Sequence[Mapper[Any]], *, direction: bool
     return f"{key.expression}.desc()" if descending else str(key.expression)
 
 
+def _display_named(
+    table: TableClause, name: str, mappers: Sequence[Mapper[Any]], descending: bool
+) -> str:
+    """Column ``name`` of ``table`` as :func:`_display_column` shows it, also when the
+    table construct does not list the column."""
+    column = table.c.get(name)
+    if column is not None:
+        return _display_column(column, mappers, descending)
+    shown = f"{table.fullname}.{name}"
+    return f"{shown}.desc()" if descending else shown
+
+
 def _display_column(
-    column: Column[Any], mappers: Sequence[Mapper[Any]], descending: bool = False
+    column: ColumnClause[Any], mappers: Sequence[Mapper[Any]], descending: bool = False
 ) -> str:
     """``User.created_at`` when a selected entity maps the column, else ``users.created_at``."""
     shown = str(column)
@@ -236,7 +335,7 @@ def _display_column(
     return f"{shown}.desc()" if descending else shown
 
 
-def _property(mapper: Mapper[Any], column: Column[Any] | None) -> str | None:
+def _property(mapper: Mapper[Any], column: ColumnClause[Any] | None) -> str | None:
     """The attribute name under which ``mapper`` maps ``column``, if it does."""
     if column is None:
         return None

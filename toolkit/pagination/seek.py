@@ -32,6 +32,7 @@ from toolkit.pagination.keys import (
     _mappers,
     _reader,
     _require_unique,
+    _table_facts,
 )
 from toolkit.pagination.pages import KeysetPage
 
@@ -79,24 +80,24 @@ class _KeysetPlan:
     readers: tuple[Callable[[Any], Any], ...]
 
     @classmethod
-    def build(
-        cls, query: AnySelect, key: Key | Sequence[Key], size: int, unique: bool
+    async def build(
+        cls,
+        query: AnySelect,
+        written: Sequence[Key],
+        size: int,
+        unique: bool,
+        session: AsyncSession,
     ) -> _KeysetPlan:
-        if not isinstance(query, Select):
-            raise TypeError(
-                f"keyset pagination needs a Select, got {type(query).__name__} - "
-                "for SQL text use paginate()"
-            )
-        if size < 1:
-            raise ValueError(f"size must be 1 or more, got {size}")
-        written = list(key) if isinstance(key, list | tuple) else [key]
-        if not written:
-            raise PaginationError("key is empty - pass a column, e.g. key=User.id")
+        """The plan for ``written`` (see :func:`_written`); a key column of a table without
+        constraint metadata is looked up in the catalog, for uniqueness and NOT NULL."""
         outer = any(_has_outer_join(f) for f in query.get_final_froms())
-        keys = tuple(_KeyColumn.parse(k, outer_join=outer) for k in written)
+        keys = tuple(_KeyColumn.parse(k, outer_join=outer, query=query) for k in written)
+        facts = await _table_facts(session, keys)
+        if not outer:  # an outer join's NULLs make any column nullable
+            keys = tuple(k.known_not_null(facts) for k in keys)
         mappers = _mappers(query, keys)
         if not unique:
-            _require_unique(keys, mappers)
+            _require_unique(keys, mappers, facts)
         entity = _single_entity(query)
         readers = tuple(_reader(query, entity, k, mappers) for k in keys)
         return cls(query, _Seek(keys, size), entity, readers)
@@ -112,6 +113,21 @@ class _KeysetPlan:
         if len(rows) > self.seek.size:
             cursor = _encode_cursor([read(items[-1]) for read in self.readers])
         return KeysetPage(items, self.seek.size, cursor, columns=columns)
+
+
+def _written(query: AnySelect, key: Key | Sequence[Key], size: int) -> list[Key]:
+    """The key columns as written, once the arguments are checked (before any I/O)."""
+    if not isinstance(query, Select):
+        raise TypeError(
+            f"keyset pagination needs a Select, got {type(query).__name__} - "
+            "for SQL text use paginate()"
+        )
+    if size < 1:
+        raise ValueError(f"size must be 1 or more, got {size}")
+    written = list(key) if isinstance(key, list | tuple) else [key]
+    if not written:
+        raise PaginationError("key is empty - pass a column, e.g. key=User.id")
+    return written
 
 
 @interruptible
@@ -132,15 +148,19 @@ async def keyset_page(
     it must contain the primary key or a unique constraint's NOT NULL columns of a table,
     else ties at a page boundary would be skipped or repeated; ``unique=True`` vouches
     for a key that cannot be checked (an expression, a subquery's column). With a join
-    that repeats rows (one-to-many), add the joined table's key too.
+    that repeats rows (one-to-many), add the joined table's key too. A table described
+    without constraints (``table("t", column("id"))``) is checked against the database's
+    catalog, which also tells which key columns are NOT NULL: those are compared
+    without an ``IS NULL`` branch, so PostgreSQL seeks an index range.
 
     The key's values must be selected: ``select(Model)`` reads them from the entity,
     other selects need the key columns among their columns. ``next_cursor`` holds the
     last row's key values as URL-safe base64 JSON (no pickle: a cursor from a URL is
     data, never code).
     """
-    plan = _KeysetPlan.build(query, key, size, unique)
+    written = _written(query, key, size)
     async with _session_scope(session, database) as s:
+        plan = await _KeysetPlan.build(query, written, size, unique, s)
         return await plan.fetch(s, after)
 
 
@@ -160,8 +180,9 @@ async def keyset(
     - also when the loop breaks early (the generator's finalizer closes it; wrap the call
     in ``contextlib.aclosing`` to close it at the ``break`` itself).
     """
-    plan = _KeysetPlan.build(query, key, size, unique)
+    written = _written(query, key, size)
     async with _session_scope(session, database) as s:
+        plan = await _KeysetPlan.build(query, written, size, unique, s)
         while True:
             page = await plan.fetch(s, after)
             yield page

@@ -53,7 +53,7 @@ class _KeyColumn:
     nullable: bool
 
     @classmethod
-    def parse(cls, key: Key, *, outer_join: bool, query: AnySelect | None = None) -> _KeyColumn:
+    def parse(cls, key: Key, *, outer_join: bool, query: AnySelect) -> _KeyColumn:
         element = _clause(key)
         nulls: bool | None = None
         if isinstance(element, UnaryExpression) and element.modifier in _NULLS:
@@ -67,10 +67,10 @@ class _KeyColumn:
             raise PaginationError(f"unsupported key {element}: use a column, .desc() or .asc()")
         column = _table_column(element)
         table = column.table if column is not None else _only_table(element, query)
-        assert table is None or isinstance(table, TableClause)  # _table_column checks it
         nullable = outer_join or getattr(column, "nullable", None) is not False
         # PostgreSQL's default: NULLS LAST for ASC, NULLS FIRST for DESC.
         nulls_last = (not descending) if nulls is None else nulls
+        table = table if isinstance(table, TableClause) else None  # (as _table_column checked)
         return cls(element, descending, nulls_last, column, table, nullable)
 
     @property
@@ -282,10 +282,10 @@ def _table_column(element: ColumnElement[Any]) -> ColumnClause[Any] | None:
     return None
 
 
-def _only_table(element: ColumnElement[Any], query: AnySelect | None) -> TableClause | None:
+def _only_table(element: ColumnElement[Any], query: AnySelect) -> TableClause | None:
     """The table a bare ``column("id")`` reads: the query's only FROM table, unless a
     selected column is labelled with the same name (ORDER BY would read the label)."""
-    if query is None or not isinstance(element, ColumnClause) or element.is_literal:
+    if not isinstance(element, ColumnClause) or element.is_literal:
         return None
     froms = query.get_final_froms()
     if element.table is not None or len(froms) != 1 or not isinstance(froms[0], TableClause):

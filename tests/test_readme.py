@@ -35,12 +35,13 @@ def test_the_readme_has_a_python_example() -> None:
     assert _python_blocks(), "README.md lost its ```python example"
 
 
-async def test_every_python_example_runs_against_a_fresh_database(
+async def test_every_python_example_runs_against_a_fresh_database_and_again(
     make_database: MakeDatabase,
 ) -> None:
+    """Twice over: a reader runs an example again and again (no duplicate-key failure)."""
     url: URL = await make_database(migrated=False)  # the example migrates it itself
     env = {**os.environ, "TOOLKIT_DATABASE_URL": url.render_as_string(hide_password=False)}
-    for block in _python_blocks():
+    for block in _python_blocks() * 2:
         done = await asyncio.to_thread(
             subprocess.run,
             [sys.executable, "-W", "error", "-c", RUNNER],

@@ -219,6 +219,9 @@ async def test_schema_qualified_names_and_the_search_path_resolve_as_postgresql_
     await session.execute(text("CREATE TEMP TABLE parts (id integer)"))  # pg_temp comes first
     with pytest.raises(PaginationError, match=r"parts has no primary key"):
         await tk.keyset_page(select(unqualified), key=unqualified.c.id, session=session)
+    await session.execute(text('CREATE TABLE keyed."Odd ""Parts"".x" ("Id" integer PRIMARY KEY)'))
+    odd = table('Odd "Parts".x', column("Id"), schema="keyed")  # quoted as statements quote it
+    await tk.keyset_page(select(odd), key=odd.c.Id, session=session)
 
 
 async def test_a_tables_catalog_facts_are_read_once_and_kept_for_a_while(

@@ -24,14 +24,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 from sqlalchemy import Column, Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, sqltypes
 
 from toolkit import errors, identifiers
 from toolkit.database import Database, driver_connection
-from toolkit.frames import _compile, copy_arrow, csv_ready
+from toolkit.frames import _compile
+from toolkit.frames.copy_in import arrow_for_copy, copy_arrow, target_types
 from toolkit.frames.statements import _dialect
 from toolkit.notebook.interrupt import interruptible
 from toolkit.notebook.progress import in_notebook, progress_bar
@@ -75,13 +75,16 @@ async def bulk_insert(
             driver_connection(session, database, write=True) as raw,
             raw.transaction(),
         ):
-            arrow = _frame_for_copy(rows, table) if isinstance(rows, pd.DataFrame) else None
-            if arrow is not None:  # the DataFrame fast path: Arrow writes CSV, no Python rows
-                ids = await _reserve_ids(raw, table, arrow.column_names, arrow.num_rows, returning)
+            if isinstance(rows, pd.DataFrame):  # CSV text checked against the column types
+                frame = _with_frame_defaults(table, rows)
+                ids = await _reserve_ids(raw, table, list(frame.columns), len(frame), returning)
                 if ids is not None:
-                    arrow = arrow.append_column(_pk(table).name, pa.array(ids))
-                await copy_arrow(raw, arrow, name, schema)
-                return ids if ids is not None else int(arrow.num_rows)
+                    frame[_pk(table).name] = ids
+                qualified = _format(table) if table is not None else _qualified(name, schema)
+                targets = await target_types(raw, qualified)
+                arrow = arrow_for_copy(frame, targets)
+                await copy_arrow(raw, arrow, name, schema, index=rows.index, targets=targets)
+                return ids if ids is not None else len(frame)
             names, records = _records(table, rows, columns)
             for column in names:  # asyncpg quotes them; too long or NUL is refused here
                 identifiers.checked(column, "column name")
@@ -152,6 +155,8 @@ async def upsert(
     Two rows with the same ``on`` key are refused: PostgreSQL would reject the batch.
     """
     table = _table(model)
+    if isinstance(rows, pd.DataFrame):
+        return await _upsert_frame(table, rows, on, update, session, database)
     names, arrays = _column_arrays(table, rows, defaults=True)
     conflict = [_name(c) for c in on] if on else [c.name for c in table.primary_key.columns]
     given = _given_names(rows)
@@ -175,6 +180,71 @@ async def upsert(
         f"ON CONFLICT ({', '.join(_q(n) for n in conflict)}) {action}"
     )
     return await _run_batches(sql, arrays, session, database, progress, "upsert")
+
+
+async def _upsert_frame(
+    table: Table,
+    rows: pd.DataFrame,
+    on: Sequence[str | Column[Any]] | None,
+    update: Sequence[str | Column[Any]] | None,
+    session: AsyncSession | None,
+    database: Database | None,
+) -> int:
+    """A DataFrame's upsert: COPY into a temporary table of the target's column types
+    (the same CSV text, checks and errors as ``bulk_insert``), then one INSERT ... SELECT
+    ... ON CONFLICT from it. Array columns and exact values need the text path; the array
+    parameters of the row path cannot carry arrays of arrays."""
+    frame = _with_frame_defaults(table, rows)
+    names = list(frame.columns)
+    conflict = [_name(c) for c in on] if on else [c.name for c in table.primary_key.columns]
+    given = [str(c) for c in rows.columns]
+    changing = (
+        [_name(c) for c in update]
+        if update is not None
+        else [n for n in given if n not in conflict]
+    )
+    unknown = [n for n in [*conflict, *changing] if n not in names]
+    if unknown:
+        raise errors.ToolkitError(f"upsert: columns {unknown} are not in the rows")
+    repeated = frame[frame.duplicated(subset=conflict, keep=False)][conflict]
+    if len(repeated):
+        keys = list(repeated.drop_duplicates().itertuples(index=False, name=None))
+        raise errors.ToolkitError(
+            f"upsert: {len(keys)} key(s) appear more than once in the batch, e.g. "
+            f"{keys[:5]} - de-duplicate the rows first (nothing was changed)"
+        )
+    target = _format(table)
+    columns = ", ".join(_q(n) for n in names)
+    action = (
+        "DO UPDATE SET " + ", ".join(f"{_q(n)} = EXCLUDED.{_q(n)}" for n in changing)
+        if changing
+        else "DO NOTHING"
+    )
+    with errors.translated():
+        async with (
+            driver_connection(session, database, write=True) as raw,
+            raw.transaction(),
+        ):
+            # Dropped below, and with the savepoint on error: two upserts in one
+            # transaction never meet each other's staging table.
+            await raw.execute(
+                f"CREATE TEMPORARY TABLE {_STAGING} ON COMMIT DROP AS "
+                f"SELECT {columns} FROM {target} WITH NO DATA"
+            )
+            targets = await target_types(raw, f"pg_temp.{_STAGING}")
+            arrow = arrow_for_copy(frame, targets)
+            await copy_arrow(raw, arrow, _STAGING, "pg_temp", index=rows.index, targets=targets)
+            count = _count(
+                await raw.execute(
+                    f"INSERT INTO {target} ({columns}) SELECT {columns} FROM pg_temp.{_STAGING} "
+                    f"ON CONFLICT ({', '.join(_q(n) for n in conflict)}) {action}"
+                )
+            )
+            await raw.execute(f"DROP TABLE pg_temp.{_STAGING}")
+    return count
+
+
+_STAGING = "toolkit_upsert_staging"
 
 
 @interruptible
@@ -234,19 +304,17 @@ def _name(column: str | Column[Any]) -> str:
     return column if isinstance(column, str) else column.name
 
 
-def _frame_for_copy(frame: pd.DataFrame, table: Table | None) -> pa.Table | None:
-    """The frame as a CSV-ready Arrow table with Python-side defaults added, or None
-    when a column needs the binary records path (bytes, UUID objects, dicts...)."""
-    try:
-        arrow = csv_ready(pa.Table.from_pandas(frame, preserve_index=False))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
-    if arrow is None or table is None:
-        return arrow
-    names = [str(c) for c in frame.columns]
-    for column in _python_defaults(table, names):
-        arrow = arrow.append_column(column.name, pa.array(_default_values(column, arrow.num_rows)))
-    return csv_ready(arrow)
+def _with_frame_defaults(table: Table | None, frame: pd.DataFrame) -> pd.DataFrame:
+    """A shallow copy of ``frame`` with str column names, checked against ``table``, and
+    the omitted columns' Python-side defaults added."""
+    copy = frame.copy(deep=False)
+    copy.columns = [str(c) for c in frame.columns]
+    if table is not None:
+        _known_columns(table, list(copy.columns))
+        for column in _python_defaults(table, list(copy.columns)):
+            values = _default_values(column, len(copy))
+            copy[column.name] = pd.Series(values, index=copy.index, dtype=object)
+    return copy
 
 
 def _given_names(rows: Rows) -> list[str]:
@@ -316,7 +384,9 @@ def _json_positions(table: Table, names: Sequence[str]) -> list[int]:
 
 
 def _json_text(value: Any) -> Any:
-    return value if value is None or isinstance(value, str) else json.dumps(value)
+    """A value's JSON text; a ``str`` is a JSON string (as ``tk.df`` reads it back), not
+    JSON text: ``"42"`` stays the string "42" (``json.loads`` text you already have)."""
+    return None if value is None else json.dumps(value)
 
 
 def _python_defaults(table: Table, names: Sequence[str]) -> list[Column[Any]]:
@@ -418,6 +488,11 @@ def _q(name: str) -> str:
     return identifiers.quote(name, "column name")
 
 
+def _qualified(name: str, schema: str | None) -> str:
+    quoted = identifiers.quote(name, "table name")
+    return f"{identifiers.quote(schema, 'schema name')}.{quoted}" if schema else quoted
+
+
 def _format(table: Table) -> str:
     """The table's name, checked and quoted by the dialect the statements run on (asyncpg's):
     the default PostgreSQL dialect is psycopg2's, whose "pyformat" paramstyle doubles every
@@ -432,11 +507,19 @@ def _unnest(table: Table | None, names: Sequence[str]) -> str:
     """``unnest($1::type[], ...) AS v(a, b)``: one array parameter per column."""
     if table is None:
         raise errors.ToolkitError("this operation needs a mapped class or a Table")
-    arrays = ", ".join(
-        f"${i}::{table.columns[n].type.compile(dialect=_dialect())}[]"
-        for i, n in enumerate(names, 1)
-    )
+    arrays = ", ".join(f"${i}::{_unmodified(table, n)}[]" for i, n in enumerate(names, 1))
     return f"unnest({arrays}) AS v({', '.join(_q(n) for n in names)})"
+
+
+def _unmodified(table: Table, name: str) -> str:
+    """The column's type without its length: an explicit cast to ``varchar(5)[]`` would
+    truncate a longer value silently, where the INSERT's own assignment refuses it."""
+    kind = table.columns[name].type
+    if isinstance(kind, sqltypes.CHAR | sqltypes.NCHAR):
+        return "BPCHAR"  # CHAR alone is char(1)
+    if isinstance(kind, sqltypes.String) and kind.length is not None:
+        return "VARCHAR"
+    return str(kind.compile(dialect=_dialect()))
 
 
 def _arrays(records: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

@@ -28,8 +28,8 @@ from __future__ import annotations
 # The public names, and (as ``X as X`` re-exports) the private ones that other toolkit
 # modules and the tests use.
 from toolkit.frames.api import df, stream_df, to_dataframe, to_table
+from toolkit.frames.copy_in import arrow_for_copy as arrow_for_copy
 from toolkit.frames.copy_in import copy_arrow as copy_arrow
-from toolkit.frames.copy_in import csv_ready as csv_ready
 from toolkit.frames.copy_out import _ESTIMATE_TTL as _ESTIMATE_TTL
 from toolkit.frames.copy_out import COPY_THRESHOLD
 from toolkit.frames.copy_out import _via_copy as _via_copy

@@ -12,7 +12,6 @@ from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 from sqlalchemy import inspect
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from toolkit import errors, pgtypes
 from toolkit import frames as _package  # _via_copy patched on the package applies here
 from toolkit.database import Database, driver_connection
-from toolkit.frames.copy_in import _pg_type_for, _qualified, _quote, copy_arrow, csv_ready
+from toolkit.frames.copy_in import (
+    _qualified,
+    _quote,
+    arrow_for_copy,
+    column_types_of,
+    copy_arrow,
+    target_types,
+)
 from toolkit.frames.copy_out import _estimate, _stream_copy, _use_copy
 from toolkit.frames.statements import Query, _plannable, _prepare, _require_rows, sql_and_args
 from toolkit.notebook.interrupt import interruptible
@@ -151,28 +157,18 @@ async def to_table(
 ) -> int:
     """Write ``frame`` to ``table`` with COPY FROM STDIN; returns the number of rows.
 
-    The frame goes to Arrow and then to CSV in C++, with no Python object per cell.
-    ``if_exists``: ``"fail"`` (the default), ``"append"``, or ``"replace"`` (drop and
-    recreate). A missing table is created from the frame's dtypes. All of it happens in
-    one transaction: on error nothing is written.
+    Native columns go to Arrow and then to CSV in C++, with no Python object per cell;
+    object columns (Decimal, dicts, bytes...) take one Python pass. ``if_exists``:
+    ``"fail"`` (the default), ``"append"``, or ``"replace"`` (drop and recreate). A missing
+    table is created from the frame's dtypes. A value its column cannot hold exactly is
+    refused, naming column, row and type (the README's "Bulk operations"). All of it
+    happens in one transaction: on error nothing is written.
     """
     if if_exists not in ("fail", "append", "replace"):
         raise ValueError('if_exists must be "fail", "append" or "replace"')
-    original = pa.Table.from_pandas(frame, preserve_index=False)
-    converted = csv_ready(original)
-    if converted is None:
-        raise errors.ToolkitError(
-            "to_table cannot write a column of this frame through COPY (bytes, UUID objects "
-            "or nested values) - convert it (e.g. .astype(str)), or use tk.bulk_insert"
-        )
-    arrow = converted
-    columns = [
-        (name, _pg_type_for(field.type, name))  # the types as given, before csv_ready
-        for name, field in zip(original.column_names, original.schema, strict=True)
-    ]
     # Every name checked (InvalidIdentifier) and quoted before anything is sent.
     target = _qualified(table, schema)
-    definition = ", ".join(f"{_quote(n)} {t}" for n, t in columns)
+    names = [_quote(str(n)) for n in frame.columns]
     with errors.translated():
         async with (
             driver_connection(session, database, write=True) as raw,
@@ -184,11 +180,17 @@ async def to_table(
                     f"table {table!r} already exists - pass if_exists='append' to add "
                     "rows or if_exists='replace' to recreate it"
                 )
-            if exists and if_exists == "replace":
-                await raw.execute(f"DROP TABLE {target}")
             if not exists or if_exists == "replace":
+                types = column_types_of(frame)  # refuses a column it cannot type
+                definition = ", ".join(f"{n} {t}" for n, (_, t) in zip(names, types, strict=True))
+                if exists:
+                    await raw.execute(f"DROP TABLE {target}")
                 await raw.execute(f"CREATE TABLE {target} ({definition})")
-            await copy_arrow(raw, arrow, table, schema)
+            # The values are checked against the table's real column types (ns, time
+            # zones, JSON...); a refusal rolls back the CREATE with everything else.
+            targets = await target_types(raw, target)
+            arrow = arrow_for_copy(frame, targets)
+            await copy_arrow(raw, arrow, table, schema, index=frame.index, targets=targets)
     return int(arrow.num_rows)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 import toolkit as tk
@@ -459,3 +460,22 @@ def test_an_incomplete_url_is_refused_before_anything_is_written() -> None:
         "database - write postgresql://user:password@host:port/database (for a unix socket: "
         "postgresql://user@/database?host=/var/run/postgresql)"
     )
+
+
+async def test_db_reset_puts_the_demo_data_back_as_first_seeded(
+    make_database: MakeDatabase,
+) -> None:
+    url = await make_database()
+    env = cli_env(database_url=url_of(url))
+    first = await toolkit_async("db", "reset", "--users", "3", "--no-progress", env=env)
+    async with Database(url, pool_size=1) as database, database.session() as s:
+        await s.execute(text("insert into users (email, name) values ('x@y.z', 'X')"))
+
+    again = await toolkit_async("db", "reset", "--users", "3", "--no-progress", env=env)
+
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert again.stdout.splitlines()[0].startswith("resetting the demo data: ")
+    assert "DemoCounts(users=3, posts=30" in again.stdout
+    async with Database(url, pool_size=1) as database:
+        users = await tk.df("select id from users order by id", database=database)
+    assert users["id"].tolist() == [1, 2, 3]

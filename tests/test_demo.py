@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import toolkit as tk
+from tests.conftest import MakeDatabase
 from toolkit import queries
 from toolkit.demo import DemoCounts
 from toolkit.models import Comment, Post, Tag, User
@@ -85,3 +86,73 @@ async def test_timestamps_are_aware_and_posts_follow_their_authors(session: Asyn
 async def test_negative_sizes_are_rejected() -> None:
     with pytest.raises(ValueError, match="must not be negative"):
         await tk.seed_demo(users=-1, progress=False)
+
+
+# reset_demo ---------------------------------------------------------------------------------
+
+
+async def _everything(database: tk.Database) -> dict[str, pd.DataFrame]:
+    async with database.session() as s:
+        return {
+            **await _snapshot(s),
+            "tags": await tk.df(select(Tag).order_by(Tag.id), session=s),
+            "post_tags": await tk.df("select * from post_tags order by 1, 2", session=s),
+        }
+
+
+def _assert_same(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame]) -> None:
+    assert left.keys() == right.keys()
+    for table in left:
+        pd.testing.assert_frame_equal(left[table], right[table], obj=table)
+
+
+async def test_reset_demo_restores_the_seeded_rows_after_any_change(
+    make_database: MakeDatabase,
+) -> None:
+    async with tk.Database(await make_database()) as database:
+        first = await tk.reset_demo(users=20, posts_per_user=3, database=database)
+        seeded = await _everything(database)
+        async with database.session() as s:  # what a notebook does to the demo data
+            await queries.create_user(s, "extra@example.com", "Extra")
+            await s.execute(delete(Comment).where(Comment.id < 10))
+            await s.execute(update(User).values(name="Renamed"))
+
+        again = await tk.reset_demo(users=20, posts_per_user=3, database=database)
+
+        assert again == first
+        _assert_same(await _everything(database), seeded)
+        assert seeded["users"]["id"].tolist() == list(range(1, 21))  # ids start at 1 again
+
+
+async def test_reset_demo_leaves_tables_it_does_not_own(make_database: MakeDatabase) -> None:
+    async with tk.Database(await make_database()) as database:
+        await tk.to_table(pd.DataFrame({"n": [1, 2]}), "my_results", database=database)
+
+        await tk.reset_demo(users=2, posts_per_user=1, database=database)
+
+        assert (await tk.df("select n from my_results", database=database))["n"].tolist() == [1, 2]
+
+
+async def test_reset_demo_that_fails_changes_nothing(make_database: MakeDatabase) -> None:
+    """A table of the user's that references users blocks TRUNCATE: the demo data stays."""
+    async with tk.Database(await make_database()) as database:
+        await tk.reset_demo(users=5, posts_per_user=1, database=database)
+        async with database.session() as s:
+            await s.execute(text("create table mine (user_id int references users(id))"))
+            await s.execute(text("insert into mine values (1)"))
+        before = await _everything(database)
+
+        with pytest.raises(tk.ToolkitError, match=r"cannot empty the demo tables: .*unchanged"):
+            await tk.reset_demo(users=9, posts_per_user=1, database=database)
+
+        _assert_same(await _everything(database), before)
+
+
+async def test_reset_demo_refuses_a_database_the_toolkit_never_migrated(
+    make_database: MakeDatabase,
+) -> None:
+    async with tk.Database(await make_database(migrated=False)) as database:
+        with pytest.raises(tk.ToolkitError, match="run `toolkit migrate`"):
+            await tk.reset_demo(database=database)
+
+        assert (await tk.tables(database=database)).empty

@@ -18,7 +18,7 @@ from toolkit.database import (
     get_session,
     session,
 )
-from toolkit.demo import seed_demo
+from toolkit.demo import reset_demo, seed_demo
 from toolkit.errors import (
     ConfigurationError,
     ConnectionFailed,
@@ -96,6 +96,7 @@ __all__ = [
     "migrate",
     "paginate",
     "profile",
+    "reset_demo",
     "run",
     "sample",
     "seed_demo",

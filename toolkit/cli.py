@@ -1,6 +1,7 @@
 """The ``toolkit`` command: the embedded database, migrations, demo data and JupyterLab.
 
 toolkit db start|stop|status|url   the embedded PostgreSQL server
+toolkit db reset [--users N ...]   the demo data as first seeded
 toolkit migrate [REVISION]         upgrade the configured database (default: head)
 toolkit downgrade REVISION         downgrade it ("base" drops every table)
 toolkit seed [--users N ...]       deterministic demo data
@@ -24,7 +25,7 @@ from sqlalchemy import func, select
 from toolkit import __version__, server
 from toolkit.config import mask_url, server_address
 from toolkit.database import Database
-from toolkit.demo import seed_demo
+from toolkit.demo import reset_demo, seed_demo
 from toolkit.errors import ToolkitError
 from toolkit.migrate import migrate
 from toolkit.models import User
@@ -81,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
             action, help=summary, description=summary, formatter_class=formatter
         )
         sub.set_defaults(handler=_db, action=action)
+    summary = "put the demo data back as first seeded: the toolkit's tables emptied and seeded"
+    reset = actions.add_parser(
+        "reset", help=summary, description=summary, formatter_class=formatter
+    )
+    _seed_options(reset)
+    reset.set_defaults(handler=_reset)
 
     up = command("migrate", "upgrade the database schema to a revision")
     up.add_argument("revision", nargs="?", default="head", help="Alembic revision id, or +N steps")
@@ -180,6 +187,24 @@ def _seed(args: argparse.Namespace) -> int:
     database = _announced(Database(), "seeding demo data")
     counts = run(_with(database, _demo(args, database)))
     print(f"seeded {mask_url(database.url)}: {counts}")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    database = _announced(Database(), "resetting the demo data")
+    counts = run(
+        _with(
+            database,
+            reset_demo(
+                args.users,
+                args.posts_per_user,
+                args.seed,
+                progress=not args.no_progress,
+                database=database,
+            ),
+        )
+    )
+    print(f"reset {mask_url(database.url)}: {counts}")
     return 0
 
 

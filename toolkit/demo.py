@@ -18,12 +18,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit.database import Database, get_database
-from toolkit.errors import translated
-from toolkit.models import Comment, Post, Tag, User
+from toolkit.errors import DatabaseError, ToolkitError, translated
+from toolkit.identifiers import quote
+from toolkit.migrate import current_revision, known_revisions, migrate
+from toolkit.models import Base, Comment, Post, Tag, User
 from toolkit.notebook.interrupt import interruptible
 from toolkit.notebook.progress import progress_bar
 
-__all__ = ["DemoCounts", "seed_demo"]
+__all__ = ["DemoCounts", "reset_demo", "seed_demo"]
 
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 """Demo timestamps fall in the two years before this instant."""
@@ -207,6 +209,56 @@ async def seed_demo(
             return await _seed(session, users, posts_per_user, comments_per_post, seed, progress)
         async with (database or get_database()).session() as own:
             return await _seed(own, users, posts_per_user, comments_per_post, seed, progress)
+
+
+@interruptible
+async def reset_demo(
+    users: int = 1_000,
+    posts_per_user: int = 10,
+    seed: int = 0,
+    progress: bool = False,
+    *,
+    comments_per_post: int = 2,
+    database: Database | None = None,
+) -> DemoCounts:
+    """Put the demo database back as ``toolkit lab`` first made it, in about a second:
+    migrated to head, the toolkit's tables emptied (ids start again at 1) and seeded
+    again with the same parameters - so a notebook run twice shows the same rows.
+
+    Only the tables of ``toolkit.models`` are touched (tables a notebook created stay),
+    in one transaction: if anything fails, the data is as it was. A database the toolkit
+    never migrated is refused rather than given the toolkit's tables.
+    """
+    if min(users, posts_per_user, comments_per_post) < 0:
+        raise ValueError("users, posts_per_user and comments_per_post must not be negative")
+    db = database or get_database()
+    with translated():
+        revision = await current_revision(database=db)
+    if revision not in known_revisions():
+        raise ToolkitError(
+            "reset_demo resets only a database the toolkit migrated, and this one is at "
+            f"revision {revision or 'none'} - run `toolkit migrate` (or `await tk.migrate()`) "
+            "first if it is meant to hold the demo data"
+        )
+    await migrate(database=db)
+    tables = ", ".join(quote(t.name, "table") for t in Base.metadata.sorted_tables)
+    try:
+        with translated():
+            async with db.session() as s:
+                await s.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
+                return await _seed(s, users, posts_per_user, comments_per_post, seed, progress)
+    except DatabaseError as exc:
+        if exc.sqlstate != _REFERENCED:
+            raise
+        detail = getattr(exc.original, "detail", None) or "another table references them"
+        raise ToolkitError(
+            f"reset_demo cannot empty the demo tables: {detail} - drop that foreign key "
+            "(or that table) first; the demo data is unchanged"
+        ) from exc
+
+
+_REFERENCED = "0A000"
+"""TRUNCATE's SQLSTATE when a table outside the list references one in it."""
 
 
 async def _seed(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -269,9 +270,8 @@ WRITTEN: tuple[Written, ...] = (
 
 
 async def _ddl(reference: psycopg.AsyncConnection[Any], name: str, kind: str) -> None:
-    await reference.execute(f'DROP TABLE IF EXISTS "{name}"')  # type: ignore[arg-type]
-    await reference.execute(f'CREATE TABLE "{name}" (id int PRIMARY KEY, v {kind})')  # type: ignore[arg-type]
-    await reference.execute(f'INSERT INTO "{name}" VALUES (0, NULL)')  # type: ignore[arg-type]
+    for sql in _definition(name, kind):
+        await reference.execute(sql)  # type: ignore[arg-type]
 
 
 async def _rows(reference: psycopg.AsyncConnection[Any], name: str) -> list[tuple[Any, ...]]:
@@ -445,44 +445,61 @@ REFUSED: tuple[Refused, ...] = (
 )
 
 
+@pytest.fixture
+async def conformance_session(conformance_db: Database) -> AsyncIterator[AsyncSession]:
+    """A caller's session on the conformance database, rolled back after the test (the
+    ``session`` fixture's recipe: the helpers' savepoints inside an outer transaction)."""
+    async with conformance_db.engine.connect() as conn:
+        outer = await conn.begin()
+        session = AsyncSession(bind=conn, join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            await session.close()
+            await outer.rollback()
+
+
+@pytest.mark.parametrize("in_session", [False, True], ids=["own-transaction", "in-session"])
 @pytest.mark.parametrize("helper", HELPERS)
 @pytest.mark.parametrize("case", REFUSED, ids=[c.id for c in REFUSED])
 async def test_a_value_its_column_cannot_hold_is_refused_and_nothing_is_written(
     case: Refused,
     helper: str,
+    in_session: bool,
     conformance_db: Database,
+    conformance_session: AsyncSession,
     reference: psycopg.AsyncConnection[Any],
 ) -> None:
     name = _name("r", case.id, helper)
-    await _ddl(reference, name, case.type)
-    frame = pd.DataFrame({"id": _ids(helper), "v": case.values})
-    cursor = await reference.execute(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = %s::regclass AND attname = 'v'",
-        (name,),
+    if in_session:  # the table and its row exist only in the caller's transaction
+        for sql in _definition(name, case.type):
+            await conformance_session.execute(text(sql))
+        where: dict[str, Any] = {"session": conformance_session}
+    else:
+        for sql in _definition(name, case.type):
+            await reference.execute(sql)  # type: ignore[arg-type]
+        where = {"database": conformance_db}
+    declared = await tk.df(  # PostgreSQL's spelling of the type, which the error names
+        "SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute "
+        "WHERE attrelid = CAST(:name AS regclass) AND attname = 'v'",
+        {"name": name},
+        **where,
     )
-    declared = (await cursor.fetchone() or ("?",))[0]  # PostgreSQL's spelling of the type
-    where = rf"column 'v', row {case.row} into {re.escape(declared)}: "
-    with pytest.raises(case.error, match=where):
-        await _write(helper, name, frame, database=conformance_db)
-    assert await _rows(reference, name) == [(0, None)], "nothing was written"
-
-
-@pytest.mark.parametrize("helper", HELPERS)
-@pytest.mark.parametrize(
-    "case", [REFUSED[0], REFUSED[3], REFUSED[8], REFUSED[11]], ids=lambda c: c.id
-)
-async def test_a_refusal_inside_a_session_leaves_its_work_and_the_session_intact(
-    case: Refused, helper: str, session: AsyncSession
-) -> None:
-    await session.execute(text(f"CREATE TABLE in_session (id int PRIMARY KEY, v {case.type})"))
-    await session.execute(text("INSERT INTO in_session VALUES (0, NULL)"))
+    located = rf"column 'v', row {case.row} into {re.escape(declared['t'][0])}: "
     frame = pd.DataFrame({"id": _ids(helper), "v": case.values})
-    with pytest.raises(case.error, match=rf"column 'v', row {case.row}\b"):
-        await _write(helper, "in_session", frame, session=session)
-    back = await tk.df("SELECT id, v::text AS v FROM in_session", session=session)
-    assert back["id"].tolist() == [0]
-    assert back["v"].isna().tolist() == [True]
+    with pytest.raises(case.error, match=located):
+        await _write(helper, name, frame, **where)
+    back = await tk.df(f'SELECT id, v::text AS v FROM "{name}"', **where)
+    assert back["id"].tolist() == [0], "nothing was written"
+    assert back["v"].isna().tolist() == [True], "nothing was changed"
+
+
+def _definition(name: str, kind: str) -> list[str]:
+    return [
+        f'DROP TABLE IF EXISTS "{name}"',
+        f'CREATE TABLE "{name}" (id int PRIMARY KEY, v {kind})',
+        f'INSERT INTO "{name}" VALUES (0, NULL)',
+    ]
 
 
 async def test_a_refused_to_table_creates_nothing_and_keeps_a_replaced_table(

@@ -31,7 +31,7 @@ import contextlib
 import functools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, cast
@@ -66,6 +66,7 @@ _ARROW: dict[str, pa.DataType] = {
     "name": pa.string(),
     "char": pa.string(),
     "citext": pa.string(),
+    "pg_lsn": pa.string(),
     "date": pa.date32(),
     "time": pa.time64("us"),
     "timestamp": pa.timestamp("us"),
@@ -152,6 +153,8 @@ def column_from_values(
     column: Column, values: Sequence[Any], backend: DtypeBackend = "pyarrow"
 ) -> pa.Array | list[Any] | pd.api.extensions.ExtensionArray:
     """A column from the Python values asyncpg decoded (the row path)."""
+    if column.pg_type in _AS_TEXT:
+        values = [None if v is None else _AS_TEXT[column.pg_type](v) for v in values]
     if column.arrow_type is not None:
         if backend == "numpy_nullable" and column.arrow_type in _MASKED:
             return _masked_from_values(column.arrow_type, values)
@@ -163,6 +166,25 @@ def column_from_values(
     # json/jsonb arrive parsed: SQLAlchemy's asyncpg dialect gives every connection a
     # JSON codec. Parsing again would turn the JSON string '"42"' into the number 42.
     return list(values)
+
+
+def _char_text(value: bytes) -> str:
+    """A ``"char"`` (asyncpg: its one byte) as PostgreSQL writes it, so the row path reads
+    what COPY's text holds: '' for the zero byte, ``\\ooo`` (octal) for one above 127."""
+    byte = value[0] if value else 0
+    if not byte:
+        return ""
+    return chr(byte) if byte < 128 else f"\\{byte:03o}"
+
+
+def _lsn_text(value: int) -> str:
+    """A ``pg_lsn`` as PostgreSQL writes it (asyncpg: the position as a signed int8)."""
+    value &= 0xFFFF_FFFF_FFFF_FFFF
+    return f"{value >> 32:X}/{value & 0xFFFF_FFFF:X}"
+
+
+_AS_TEXT: dict[str, Callable[[Any], str]] = {"char": _char_text, "pg_lsn": _lsn_text}
+"""Types asyncpg decodes into something other than the text COPY carries for them."""
 
 
 def _masked_from_values(arrow_type: pa.DataType, values: Sequence[Any]) -> Any:

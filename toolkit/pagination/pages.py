@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from sqlalchemy.engine import Row
 
 from toolkit import pagination
 from toolkit.frames import to_dataframe
@@ -31,10 +33,21 @@ class _Items:
         return iter(self.items)
 
     def to_df(self) -> pd.DataFrame:
-        """The page's items as a DataFrame (an empty page keeps the column names)."""
+        """The page's items as a DataFrame (an empty page keeps the column names).
+
+        Rows keep their exact values: each column's dtype is inferred from them by
+        ``pd.array`` (``Int64`` with ``<NA>``, ``string``...), where building the frame
+        from records made an int column holding NULL floats (an int8 lost digits) and
+        NULL text NaN.
+        """
         if not self.items:
             return pd.DataFrame(columns=list(self.columns))
-        return to_dataframe(self.items)
+        if not isinstance(self.items[0], Row):
+            return to_dataframe(self.items)
+        columns = zip(*self.items, strict=True)
+        frame = pd.DataFrame({i: _exact(values) for i, values in enumerate(columns)})
+        frame.columns = pd.Index(list(self.items[0]._fields))
+        return frame
 
     def _footer(self) -> str:
         raise NotImplementedError
@@ -53,6 +66,14 @@ class _Items:
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             f"<p><small>{escape(note)}</small></p>"
         )
+
+
+def _exact(values: tuple[Any, ...]) -> Any:
+    """A column of the values as they are: one-dimensional even when each value is a list
+    (``np.array`` would make lists of equal length a 2-d array)."""
+    objects = np.empty(len(values), dtype=object)
+    objects[:] = values
+    return pd.array(objects)
 
 
 def _cell(value: Any) -> str:

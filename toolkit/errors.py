@@ -227,6 +227,24 @@ def translated() -> Iterator[None]:
             mapped = DatabaseError(_server_message(exc), sqlstate=code)
             mapped.original = exc
         raise mapped from None  # the server's message is in it; the driver chain is noise
+    except (ValueError, OverflowError) as exc:
+        if not _raised_by_decoder(exc):
+            raise
+        raise ToolkitError(
+            f"a value in the result has no Python equivalent ({exc}): a date or timestamp "
+            "before year 1 or after 9999, or the time 24:00 - cast that column to text in "
+            "the query (column::text) to read it"
+        ) from exc
+
+
+def _raised_by_decoder(exc: BaseException) -> bool:
+    """Whether asyncpg's decoding of a value raised ``exc`` (its innermost frame is in
+    asyncpg's codecs): a value Python's types cannot hold, such as a BC date."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = "" if tb is None else tb.tb_frame.f_code.co_filename.replace("\\", "/")
+    return "asyncpg/" in where and "/codecs/" in where
 
 
 # Faults: lost connections and time limits -------------------------------------------

@@ -31,8 +31,9 @@ from sqlalchemy.sql import ColumnElement, sqltypes
 from toolkit import errors, identifiers
 from toolkit.database import Database, driver_connection
 from toolkit.frames import _compile
-from toolkit.frames.copy_in import arrow_for_copy, copy_arrow, target_types
+from toolkit.frames.copy_in import copy_arrow, target_types
 from toolkit.frames.statements import _dialect
+from toolkit.frames.values_in import arrow_for_copy
 from toolkit.notebook.interrupt import interruptible
 from toolkit.notebook.progress import in_notebook, progress_bar
 

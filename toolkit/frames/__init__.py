@@ -18,8 +18,9 @@ quote them (``quote_literal`` of the encoded value) - user values are never form
 SQL by Python.
 
 The package: ``statements`` (SQL and bind values), ``copy_out`` (the COPY path, with its
-byte pipe in ``feed``), ``copy_in`` (``to_table``'s COPY FROM STDIN) and ``api`` (the
-public functions and the row path). ``_via_copy`` and ``_ESTIMATE_TTL`` are looked up on
+byte pipe in ``feed``), ``copy_in`` (COPY FROM STDIN of a DataFrame, for ``to_table`` and
+the bulk helpers, with each value's text from ``values_in``) and ``api`` (the public
+functions and the row path). ``_via_copy`` and ``_ESTIMATE_TTL`` are looked up on
 this package at call time, so patching them here (as the tests do) takes effect.
 """
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 # The public names, and (as ``X as X`` re-exports) the private ones that other toolkit
 # modules and the tests use.
 from toolkit.frames.api import df, stream_df, to_dataframe, to_table
-from toolkit.frames.copy_in import arrow_for_copy as arrow_for_copy
 from toolkit.frames.copy_in import copy_arrow as copy_arrow
 from toolkit.frames.copy_out import _ESTIMATE_TTL as _ESTIMATE_TTL
 from toolkit.frames.copy_out import COPY_THRESHOLD
@@ -38,5 +38,6 @@ from toolkit.frames.statements import _compile as _compile
 from toolkit.frames.statements import _plannable as _plannable
 from toolkit.frames.statements import _statement as _statement
 from toolkit.frames.statements import sql_and_args as sql_and_args
+from toolkit.frames.values_in import arrow_for_copy as arrow_for_copy
 
 __all__ = ["COPY_THRESHOLD", "df", "stream_df", "to_dataframe", "to_table"]

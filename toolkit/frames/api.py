@@ -19,16 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from toolkit import errors, pgtypes
 from toolkit import frames as _package  # _via_copy patched on the package applies here
 from toolkit.database import Database, driver_connection
-from toolkit.frames.copy_in import (
-    _qualified,
-    _quote,
-    arrow_for_copy,
-    column_types_of,
-    copy_arrow,
-    target_types,
-)
+from toolkit.frames.copy_in import _qualified, _quote, column_types_of, copy_arrow, target_types
 from toolkit.frames.copy_out import _estimate, _stream_copy, _use_copy
 from toolkit.frames.statements import Query, _plannable, _prepare, _require_rows, sql_and_args
+from toolkit.frames.values_in import arrow_for_copy
 from toolkit.notebook.interrupt import interruptible
 from toolkit.notebook.progress import in_notebook, progress_bar
 from toolkit.pgtypes import Column, DtypeBackend

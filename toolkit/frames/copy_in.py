@@ -1,13 +1,10 @@
-"""DataFrames into PostgreSQL with ``COPY FROM STDIN``: each column's CSV text, the types of
-a new table, and the one error for a value its column cannot hold.
+"""DataFrames into PostgreSQL with ``COPY FROM STDIN``: the target's column types from the
+catalog, the types of a new table, and one CSV COPY whose refused values come back naming
+the column, the row and the type.
 
-``to_table``, ``bulk_insert`` and ``upsert`` all write a DataFrame through here, so a value
-is written - or refused - the same way by all three. The text of each value is what the
-target column's own input function reads back exactly (CSV written by Arrow's C++ writer
-for native columns; one Python pass for object columns, which hold Python objects
-anyway). Values PostgreSQL would silently change are refused before anything is sent
-(nanoseconds, an aware timestamp into ``timestamp``, a time of day into ``date``); values
-it refuses itself come back naming the column, the row and the type.
+``to_table``, ``bulk_insert`` and ``upsert`` all write a DataFrame through here (and its
+values through ``values_in``), so a value is written - or refused - the same way by all
+three.
 """
 
 from __future__ import annotations
@@ -15,45 +12,23 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import io
-import json
-import math
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from asyncpg import PostgresError
 
 from toolkit import errors, identifiers
 from toolkit.frames.copy_out import _set
+from toolkit.frames.values_in import Target, is_missing, row_text
 
 _COPY_IN_ROWS = 65_536
 """Rows per CSV slice sent to COPY FROM STDIN."""
-
-_US = {"D": 86_400_000_000, "h": 3_600_000_000, "m": 60_000_000, "s": 1_000_000, "ms": 1_000}
-_US |= {"us": 1, "ns": 1}
-"""Microseconds per unit (ns values are divided by 1,000 once checked whole)."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A column's type as the catalog states it (domains resolved to their base type)."""
-
-    declared: str
-    """``format_type``'s spelling, quoted in errors: ``character varying(5)``, ``integer[]``."""
-    base: str
-    """The base type's ``typname``: ``varchar``, ``_int4``, ``jsonb``, ``timestamptz``."""
-    array: bool
-
-    @property
-    def json(self) -> bool:
-        return self.base in ("json", "jsonb")
 
 
 _TARGETS_SQL = """
@@ -70,343 +45,6 @@ async def target_types(raw: Any, qualified: str) -> dict[str, Target]:
     types, from the catalog: what the values are checked and written against."""
     rows = await raw.fetch(_TARGETS_SQL, qualified)
     return {name: Target(declared, base, array) for name, declared, base, array in rows}
-
-
-# Refusals ---------------------------------------------------------------------------
-
-
-def refused(
-    column: str, position: int, index: pd.Index, target: Target | None, why: str, fix: str
-) -> errors.ToolkitError:
-    """The error for a value that cannot be written: column, row and type, then the fix."""
-    into = f" into {target.declared}" if target is not None else ""
-    return errors.ToolkitError(
-        f"column {column!r}, {_row(position, index)}{into}: {why} - {fix}; nothing was written"
-    )
-
-
-def _row(position: int, index: pd.Index) -> str:
-    label = index[position] if 0 <= position < len(index) else position
-    return f"row {position}" if label == position else f"row {position} (index {label!r})"
-
-
-def _first(mask: np.ndarray) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if len(hits) else None
-
-
-# DataFrame -> CSV-ready Arrow -------------------------------------------------------
-
-
-def arrow_for_copy(frame: pd.DataFrame, targets: Mapping[str, Target]) -> pa.Table:
-    """The frame as Arrow columns whose CSV text the ``targets`` columns read back exactly.
-
-    Refuses (ToolkitError naming column, row and type) a value that would be changed:
-    a datetime or timedelta finer than a microsecond, an aware datetime into ``timestamp``
-    or ``date``, a time of day into ``date``, bytes outside ``bytea``, a dict or list
-    outside json/jsonb and arrays. A ``str`` into json/jsonb is a JSON string.
-    """
-    names = [str(c) for c in frame.columns]
-    arrays = []
-    for i, name in enumerate(names):
-        array = _column(frame.iloc[:, i], name, targets.get(name), frame.index)
-        _refuse_nul(array, name, targets.get(name), frame.index)
-        arrays.append(array)
-    return pa.table(arrays, names=names)
-
-
-def _refuse_nul(array: pa.Array, name: str, target: Target | None, index: pd.Index) -> None:
-    """Text holding NUL, which PostgreSQL cannot store: the server's own error names
-    only the line, so the column is found here."""
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-        return
-    hits = pc.fill_null(pc.match_substring(array, "\x00"), False)
-    at = _first(hits.to_numpy(zero_copy_only=False))
-    if at is not None:
-        into = f" into {target.declared}" if target is not None else ""
-        raise errors.InvalidCharacter(
-            f"column {name!r}, {_row(at, index)}{into}: the text holds a NUL character "
-            "(\\x00), which PostgreSQL cannot store - remove it (e.g. "
-            "s.str.replace('\\x00', '')) or store such values as bytea; nothing was written",
-            sqlstate="22021",
-        )
-
-
-def _column(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
-    dtype = series.dtype
-    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
-        return _datetimes(series, name, target, index)
-    if pd.api.types.is_timedelta64_dtype(dtype):
-        return _timedeltas(series, name, target, index)
-    native = _native(series)
-    if native is None or (target is not None and (target.json or target.array)):
-        if native is not None and target is not None and target.json and _json_as_is(native):
-            return native  # numbers and booleans: their CSV text is their JSON text
-        return _objects(series, name, target, index)
-    return native
-
-
-def _native(series: pd.Series) -> pa.Array | None:
-    """The column as an Arrow array Arrow's CSV writer renders exactly, or None."""
-    dtype = series.dtype
-    if pd.api.types.is_object_dtype(dtype) or (
-        isinstance(dtype, pd.ArrowDtype) and not _csv_writable(dtype.pyarrow_dtype)
-    ):
-        return None
-    try:
-        array = pa.array(series, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    return array if _csv_writable(array.type) else None
-
-
-def _csv_writable(kind: pa.DataType) -> bool:
-    if pa.types.is_dictionary(kind):
-        return _csv_writable(kind.value_type)
-    return bool(
-        pa.types.is_integer(kind)
-        or pa.types.is_floating(kind)
-        or pa.types.is_boolean(kind)
-        or pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_decimal(kind)
-        or pa.types.is_date(kind)
-        or pa.types.is_time(kind)
-        or pa.types.is_null(kind)
-    )
-
-
-def _json_as_is(array: pa.Array) -> bool:
-    return bool(pa.types.is_integer(array.type) or pa.types.is_boolean(array.type))
-
-
-def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
-    aware = isinstance(series.dtype, pd.DatetimeTZDtype)
-    base = target.base if target is not None else None
-    if aware and base in ("timestamp", "date"):
-        at = _first(series.notna().to_numpy())
-        if at is not None:
-            raise refused(
-                name,
-                at,
-                index,
-                target,
-                f"{series.iloc[at]} carries a time zone, which {base} does not hold",
-                "use a timestamptz column, or choose the wall clock yourself: "
-                ".dt.tz_convert('UTC').dt.tz_localize(None)",
-            )
-    naive = series.dt.tz_convert(None) if aware else series
-    values = naive.to_numpy()
-    unit = np.datetime_data(values.dtype)[0]
-    missing = np.isnat(values)
-    ticks = values.view("i8")
-    if unit == "ns":
-        at = _first((ticks % 1_000 != 0) & ~missing)
-        if at is not None:
-            raise refused(
-                name,
-                at,
-                index,
-                target,
-                f"{series.iloc[at]} has nanoseconds; PostgreSQL keeps microseconds",
-                "round them first (.dt.round('us') or .dt.floor('us'))",
-            )
-    micros = np.where(missing, 0, ticks // 1_000 if unit == "ns" else ticks * _US[unit])
-    if base == "date":
-        at = _first((micros % 86_400_000_000 != 0) & ~missing)
-        if at is not None:
-            raise refused(
-                name,
-                at,
-                index,
-                target,
-                f"{series.iloc[at]} has a time of day, which date does not hold",
-                "take the date yourself (.dt.normalize() or .dt.date)",
-            )
-    early = _first((micros < _YEAR_ONE) & ~missing)
-    if early is not None:
-        raise refused(
-            name,
-            early,
-            index,
-            target,
-            f"{series.iloc[early]} is before year 1, which this toolkit does not write",
-            "write it as text in PostgreSQL's BC notation",
-        )
-    return pa.array(micros, pa.timestamp("us"), mask=missing)
-
-
-_YEAR_ONE = -62_135_596_800_000_000
-"""0001-01-01 00:00:00 in microseconds since 1970."""
-
-
-def _timedeltas(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
-    values = series.to_numpy()
-    unit = np.datetime_data(values.dtype)[0]
-    missing = np.isnat(values)
-    ticks = values.view("i8")
-    if unit == "ns":
-        at = _first((ticks % 1_000 != 0) & ~missing)
-        if at is not None:
-            raise refused(
-                name,
-                at,
-                index,
-                target,
-                f"{series.iloc[at]} has nanoseconds; an interval keeps microseconds",
-                "round them first (.dt.round('us'))",
-            )
-    micros = np.where(missing, 0, ticks // 1_000 if unit == "ns" else ticks * _US[unit])
-    # A bare number would be read as seconds by an interval column: name the unit.
-    text = pc.binary_join_element_wise(
-        pa.array(micros, pa.int64(), mask=missing).cast(pa.string()),
-        pa.scalar(" microseconds"),
-        "",
-    )
-    return text
-
-
-# Python objects -------------------------------------------------------------------
-
-
-def _objects(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
-    """One Python pass over a column of Python objects: each value's text for ``target``."""
-    values = series.astype(object).tolist()
-    encode = _encoder(target)
-    texts: list[str | None] = []
-    for position, value in enumerate(values):
-        if _missing(value):
-            texts.append(None)
-            continue
-        try:
-            texts.append(encode(value))
-        except _Unwritable as exc:
-            raise refused(name, position, index, target, str(exc), exc.fix) from None
-    return pa.array(texts, pa.string())
-
-
-class _Unwritable(Exception):
-    def __init__(self, why: str, fix: str) -> None:
-        super().__init__(why)
-        self.fix = fix
-
-
-def _missing(value: Any) -> bool:
-    """pandas' missing values; a Decimal NaN is a value (numeric holds it)."""
-    return (
-        value is None
-        or value is pd.NA
-        or value is pd.NaT
-        or (isinstance(value, float) and math.isnan(value))
-    )
-
-
-def _encoder(target: Target | None) -> Callable[[Any], str]:
-    if target is not None and target.json:
-        return _json
-    if target is not None and target.array:
-        return lambda value: value if isinstance(value, str) else _array(value, target)
-    return lambda value: _scalar(value, target)
-
-
-def _json(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_json_default)
-    except (TypeError, ValueError) as exc:
-        raise _Unwritable(
-            f"{value!r} is not JSON ({exc})",
-            "convert it to JSON types (dict, list, str, int, float, bool, None)",
-        ) from None
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _array(value: Any, target: Target) -> str:
-    """PostgreSQL's array literal: every element quoted, NULL unquoted, nested braces."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, list | tuple):
-        raise _Unwritable(
-            f"{type(value).__name__} {value!r} is not a list",
-            "give a list (or a tuple or numpy array) per row",
-        )
-    parts = []
-    for item in value:
-        if item is None:
-            parts.append("NULL")
-        elif isinstance(item, list | tuple | np.ndarray):
-            parts.append(_array(item, target))
-        else:
-            text = _json(item) if isinstance(item, dict) else _scalar(item, None)
-            parts.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return "{" + ",".join(parts) + "}"
-
-
-def _scalar(value: Any, target: Target | None) -> str:
-    base = target.base if target is not None else None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, bytes | bytearray | memoryview):
-        if base not in (None, "bytea"):
-            raise _Unwritable(
-                "bytes go only into bytea", "decode them (.str.decode('utf-8')) or use bytea"
-            )
-        return "\\x" + bytes(value).hex()
-    if isinstance(value, dict | list | tuple | set | np.ndarray):
-        raise _Unwritable(
-            f"a {type(value).__name__} goes only into json, jsonb or an array column",
-            "use such a column, or convert the values (json.dumps) yourself",
-        )
-    if isinstance(value, dt.datetime):
-        return _datetime(value, base)
-    if isinstance(value, dt.timedelta):
-        if isinstance(value, pd.Timedelta) and value.nanoseconds:
-            raise _Unwritable(
-                f"{value} has nanoseconds; an interval keeps microseconds",
-                "round them first (.round('us'))",
-            )
-        micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-        return f"{micros} microseconds"
-    if isinstance(value, dt.date):
-        if value.year < 1:  # pragma: no cover - Python dates start at year 1
-            raise _Unwritable(f"{value} is before year 1", "write it as text")
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID | float | int | np.generic):
-        return str(value)
-    return str(value)
-
-
-def _datetime(value: dt.datetime, base: str | None) -> str:
-    if isinstance(value, pd.Timestamp) and value.nanosecond:
-        raise _Unwritable(
-            f"{value} has nanoseconds; PostgreSQL keeps microseconds",
-            "round them first (.round('us') or .floor('us'))",
-        )
-    if value.tzinfo is not None and value.utcoffset() is not None:
-        if base in ("timestamp", "date"):
-            raise _Unwritable(
-                f"{value} carries a time zone, which {base} does not hold",
-                "use a timestamptz column, or convert to a naive wall clock yourself",
-            )
-        value = value.astimezone(dt.UTC)
-    if base == "date" and value.time() != dt.time(0):
-        raise _Unwritable(
-            f"{value} has a time of day, which date does not hold",
-            "take the date yourself (.date())",
-        )
-    return value.isoformat(sep=" ")
 
 
 # Types of a new table ---------------------------------------------------------------
@@ -503,7 +141,7 @@ _PYTHON_TYPES: list[tuple[type | tuple[type, ...], str]] = [
 def _declared_objects(series: pd.Series, name: str) -> str:
     found: set[str] = set()
     for value in series.tolist():
-        if _missing(value):
+        if is_missing(value):
             continue
         for kind, pg_type in _PYTHON_TYPES:
             if isinstance(value, kind):
@@ -596,7 +234,7 @@ def _located(
     else:
         position = int(match.group(1)) - 1
         column = match.group(2)
-        row = _row(position, index) if index is not None else f"row {position}"
+        row = row_text(position, index) if index is not None else f"row {position}"
         target = targets.get(column) if column else None
         prefix = f"column {column!r}, {row}" if column else row
         into = f" into {target.declared}" if target is not None else ""

@@ -17,13 +17,13 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
 from asyncpg import PostgresError
-from asyncpg.exceptions import InterfaceError
+from asyncpg.exceptions import InterfaceError, InternalClientError
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect, Engine, ExceptionContext
@@ -40,6 +40,7 @@ from toolkit import config, errors
 
 __all__ = [
     "Database",
+    "StatementAttempt",
     "async_session",
     "connect",
     "driver_connection",
@@ -47,6 +48,7 @@ __all__ = [
     "get_engine",
     "get_session",
     "session",
+    "statement_attempts",
 ]
 
 
@@ -325,6 +327,8 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
     idle periods, after which a network may have dropped the connection silently.)
     As with pre-ping, a connection just opened is not pinged, and a dead one
     invalidates the connections opened before it (a restarted server closed them all).
+    Nor is the shortcut taken for a connection returned before a statement on the raw
+    path found its own connection lost: the retry of a read then gets one that answered.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -335,6 +339,11 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
     def _returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         if dbapi_connection is not None:  # None: invalidated on the way back
             record.info[_RETURNED] = time.monotonic()
+            _hold_input(dbapi_connection.driver_connection)
+
+    @event.listens_for(engine.sync_engine, "close")
+    def _closing(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        _release_input(dbapi_connection.driver_connection)  # a close waits for the server's end
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _ping(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
@@ -342,7 +351,10 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
             return
         raw = dbapi_connection.driver_connection
         returned = record.info.pop(_RETURNED, None)
-        if returned is not None and time.monotonic() - returned < _RECENT and _quiet(raw):
+        quiet = _quiet(raw)  # asked before the loop may read again
+        _release_input(raw)
+        recent = returned is not None and time.monotonic() - returned < _RECENT
+        if recent and quiet and returned > _lost_at.get(engine.sync_engine, 0.0):
             return
         if raw.is_closed():
             raise sa_exc.InvalidatePoolError()
@@ -372,6 +384,29 @@ def _quiet(raw: Any) -> bool:
     return not readable
 
 
+def _hold_input(raw: Any) -> None:
+    """Leave what the server sends to an idle pooled connection in its socket, unread.
+
+    Otherwise the event loop reads it: a server that ends the connection sends an error
+    (FATAL, "terminating connection") just before closing, and asyncpg, receiving it
+    while idle, moves to a state that fails the next statement with "cannot switch to
+    state 11; another operation (2) is in progress" - while the socket, already read,
+    shows nothing to ``_quiet``. Held unread, the error keeps the socket readable.
+    """
+    transport = getattr(raw, "_transport", None)
+    if transport is not None and not raw.is_closed():
+        transport.pause_reading()
+
+
+def _release_input(raw: Any) -> None:
+    transport = getattr(raw, "_transport", None)
+    if transport is not None:
+        transport.resume_reading()
+
+
+_lost_at: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+"""When a raw-path statement last found its connection lost, per engine."""
+
 _RETURNED = "toolkit.returned"
 _RECENT = 1.0
 _FRESH = "toolkit.fresh"
@@ -397,7 +432,12 @@ def _translate_faults(engine: AsyncEngine, where: str, database: Database) -> No
 
 
 def _fault(
-    exc: BaseException, *, disconnect: bool, where: str, database: Database | None
+    exc: BaseException,
+    *,
+    disconnect: bool,
+    where: str,
+    database: Database | None,
+    outcome: str = "transaction",
 ) -> errors.ToolkitError | None:
     """``errors.fault_of`` with the limits ``database`` was configured with."""
     return errors.fault_of(
@@ -406,6 +446,7 @@ def _fault(
         where=where,
         statement_timeout=database.statement_timeout if database else None,
         command_timeout=database.command_timeout if database else None,
+        outcome=outcome,
     )
 
 
@@ -494,7 +535,10 @@ def driver_connection(
     """
     if session is not None:
         return _session_driver_connection(session, write)
-    return _PooledDriverConnection((database or get_database()).engine)
+    # A pooled write runs in the caller's own transaction (raw.transaction()), which
+    # the loss rolls back; a pooled read wrote nothing (tk.df says more, per statement).
+    outcome = "atomic" if write else "read"
+    return _PooledDriverConnection((database or get_database()).engine, outcome)
 
 
 @asynccontextmanager
@@ -511,7 +555,9 @@ async def _session_driver_connection(session: AsyncSession, write: bool) -> Asyn
             if not conn.invalidated:
                 await conn.invalidate()
 
-        fault = await _fault_named(exc, raw, conn.engine, invalidate, pooled=False)
+        fault = await _fault_named(
+            exc, raw, conn.engine, invalidate, pooled=False, outcome="session"
+        )
         if fault is None:
             raise
         raise fault from None
@@ -522,10 +568,11 @@ class _PooledDriverConnection:
     transaction bookkeeping the raw path does not use: a third of the checkout's cost),
     and a plain class rather than two generator-based context managers."""
 
-    __slots__ = ("_engine", "_pooled")
+    __slots__ = ("_engine", "_outcome", "_pooled")
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, outcome: str) -> None:
         self._engine = engine
+        self._outcome = outcome
         self._pooled: Any = None
 
     async def __aenter__(self) -> Any:
@@ -547,7 +594,9 @@ class _PooledDriverConnection:
                         await greenlet_spawn(pooled.invalidate)
 
                 raw = pooled.driver_connection
-                fault = await _fault_named(exc, raw, engine, invalidate, pooled=True)
+                fault = await _fault_named(
+                    exc, raw, engine, invalidate, pooled=True, outcome=self._outcome
+                )
                 if fault is not None:
                     raise fault from None
         finally:
@@ -576,6 +625,7 @@ async def _fault_named(
     invalidate: Callable[[], Awaitable[None]],
     *,
     pooled: bool,
+    outcome: str,
 ) -> BaseException | None:
     """On the raw driver path, the fault to raise as the engine would (see
     ``_translate_faults``) in place of ``exc``; None to let ``exc`` go on.
@@ -585,11 +635,19 @@ async def _fault_named(
     cancellation or a client-side error: a raw call cut short may have left it inside a
     BEGIN that SQLAlchemy knows nothing of, and would not roll back. Only after a server
     error (the protocol then is at a clean sync point) does it go back into the pool.
+
+    asyncpg's InternalClientError on a connection it then closed is a lost connection
+    too: a protocol that met the server's farewell where it expected nothing fails the
+    next statement that way, before sending it.
     """
     lost = raw.is_closed()
+    if lost:
+        _lost_at[engine.sync_engine] = time.monotonic()
     if lost or (pooled and not isinstance(exc, PostgresError)):
         await invalidate()
-    if not isinstance(exc, PostgresError | InterfaceError | TimeoutError):
+    if not isinstance(exc, PostgresError | InterfaceError | TimeoutError) and not (
+        lost and isinstance(exc, InternalClientError)
+    ):
         return None
     cancelled = _cancellation_behind(exc)
     if lost and cancelled is not None:
@@ -599,7 +657,76 @@ async def _fault_named(
     owner = _owners.get(engine.sync_engine)
     where = config.server_address(engine.url)
     database = owner() if owner is not None else None
-    return _fault(exc, disconnect=lost, where=where, database=database)
+    return _fault(exc, disconnect=lost, where=where, database=database, outcome=outcome)
+
+
+def statement_attempts(session: AsyncSession | None, *, reads: bool) -> Iterator[StatementAttempt]:
+    """Run one statement, and once more on a new connection when it is safe.
+
+    ``for attempt in statement_attempts(session, reads=...): with attempt: ...`` - a
+    ``ConnectionLost`` inside the block ends it; the loop then tries once more when
+    the statement only reads, runs outside a caller's session, and nothing of it has
+    reached the caller yet. Otherwise the error is raised again, its message saying
+    whether the statement may have been applied (see ``StatementAttempt``). The server
+    can end a connection at any moment, also between the pool's check and the
+    statement: a restart, a failover or an idle-session killer does.
+    """
+    first = StatementAttempt(session is not None, reads, retry=session is None and reads)
+    yield first
+    if first.lost:
+        yield StatementAttempt(session is not None, reads, retry=False, retried=True)
+
+
+class StatementAttempt:
+    """One try of a statement: what it got to, for the verdict on a lost connection.
+
+    The caller calls ``sending(raw)`` just before the statement is executed (preparing
+    or planning it applies nothing) and ``delivering()`` before its first rows reach the
+    caller.
+    """
+
+    __slots__ = ("_in_session", "_reads", "_retried", "_retry", "delivered", "lost", "sent")
+
+    def __init__(self, in_session: bool, reads: bool, *, retry: bool, retried: bool = False):
+        self._in_session = in_session
+        self._reads = reads
+        self._retry = retry
+        self._retried = retried
+        self.sent: bool | None = None  # None: not sent; else: inside a transaction or not
+        self.delivered = False
+        self.lost = False
+
+    def sending(self, raw: Any) -> None:
+        self.sent = bool(raw.is_in_transaction())
+
+    def delivering(self) -> None:
+        self.delivered = True
+
+    def __enter__(self) -> StatementAttempt:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if not isinstance(exc, errors.ConnectionLost):
+            return False
+        if self._retry and not self.delivered:
+            self.lost = True
+            return True  # statement_attempts tries again
+        lost = errors.connection_lost(exc.where, exc.original or exc, outcome=self._outcome())
+        raise lost from None
+
+    def _outcome(self) -> str:
+        if self.sent is False and not self._reads:
+            return "sent"  # outside any transaction: it may have committed
+        if self._in_session:
+            return "session"
+        if self._reads:
+            return "streamed" if self.delivered else "read twice" if self._retried else "read"
+        return "not sent" if self.sent is None else "atomic"
 
 
 async_session: async_sessionmaker[AsyncSession] = _LoopBoundSessionmaker(None)

@@ -60,9 +60,15 @@ class ConnectionFailed(ToolkitError):
 class ConnectionLost(ToolkitError):
     """An open connection broke mid-operation (server restarted, backend terminated).
 
-    The server rolls back whatever transaction the connection had open, so nothing from
-    the failed unit of work was written; roll the session back and retry.
+    The server rolls back whatever transaction the connection had open. The message says
+    what that means for the statement: ``applied`` is False when it was certainly not
+    applied (not sent, or inside a transaction that never committed) and None when it
+    may have been (a write sent outside a transaction, whose reply never came).
     """
+
+    applied: bool | None = False
+    where: str | None = None
+    original: BaseException | None = None
 
 
 class PoolExhausted(ToolkitError):
@@ -260,11 +266,12 @@ def fault_of(
     where: str | None = None,
     statement_timeout: float | None = None,
     command_timeout: float | None = None,
+    outcome: str = "transaction",
 ) -> ToolkitError | None:
     """The toolkit error for a fault - a time limit or a lost connection - else None.
 
     ``disconnect`` is SQLAlchemy's own verdict, when it has one; the limits are the
-    configured values, quoted in the message.
+    configured values, quoted in the message; ``outcome`` is ``connection_lost``'s.
     """
     if isinstance(exc, TimeoutError):  # asyncpg's command_timeout (asyncio.TimeoutError)
         return query_timeout("command_timeout", command_timeout, exc)
@@ -273,7 +280,7 @@ def fault_of(
         return query_timeout("statement_timeout", statement_timeout, exc)
     lost = code in _LOST_CODES or (code or "").startswith("08")
     if disconnect or lost or _wraps(exc, ConnectionDoesNotExistError):
-        return connection_lost(where, exc)
+        return connection_lost(where, exc, outcome=outcome)
     return None
 
 
@@ -299,16 +306,70 @@ def query_timeout(limit: str, seconds: float | None, exc: BaseException) -> Quer
     return error
 
 
-def connection_lost(where: str | None, exc: BaseException) -> ConnectionLost:
-    """The one error for a connection that broke mid-operation."""
+_RECONNECTS = "the pool reconnects by itself"
+_ROLL_BACK = "roll back (await session.rollback(), or leave the `async with` block)"
+_OUTCOMES: dict[str, tuple[bool | None, str]] = {
+    "transaction": (
+        False,
+        "the server rolled back its open transaction, so nothing from this unit of work "
+        f"was written - {_ROLL_BACK} and retry; {_RECONNECTS}",
+    ),
+    "session": (
+        False,
+        "your session's transaction is gone: the server rolled it back, so nothing from "
+        "this unit of work was written, and nothing is retried inside a session - "
+        f"{_ROLL_BACK} and run the unit of work again; {_RECONNECTS}",
+    ),
+    "atomic": (
+        False,
+        "inside the toolkit's own transaction, which never committed: nothing was "
+        f"written - run it again; {_RECONNECTS}",
+    ),
+    "not sent": (
+        False,
+        f"before the statement was sent: it was not applied - run it again; {_RECONNECTS}",
+    ),
+    "sent": (
+        None,
+        "after the statement was sent, outside a transaction: it may have been applied - "
+        "check the table before running it again (a statement that writes is never retried)",
+    ),
+    "read": (
+        False,
+        f"during a statement that only reads: nothing was written - run it again; {_RECONNECTS}",
+    ),
+    "read twice": (
+        False,
+        "again on a new connection, after the read had been retried once (nothing was "
+        "written) - check that the server is up, then run it again",
+    ),
+    "streamed": (
+        False,
+        "after the stream had delivered rows, so it could not be retried (it only read: "
+        "nothing was written) - run the stream again",
+    ),
+}
+
+
+def connection_lost(
+    where: str | None, exc: BaseException, *, outcome: str = "transaction"
+) -> ConnectionLost:
+    """The one error for a connection that broke mid-operation.
+
+    ``outcome`` (a key of ``_OUTCOMES``) says what became of the statement, so the
+    message can say whether it may have been applied and what to do next.
+    """
+    applied, aftermath = _OUTCOMES[outcome]
     at = f" at {where}" if where else ""
     detail = _first_line(exc).removeprefix("(sqlalchemy.dialects.postgresql.asyncpg.Error) ")
-    return ConnectionLost(
-        f"the connection to PostgreSQL{at} was lost mid-operation ({detail}); the server "
-        "rolled back its open transaction, so nothing from this unit of work was written - "
-        "roll back (await session.rollback(), or leave the `async with` block) and retry; "
-        "the pool reconnects by itself"
+    joint = "; " if outcome in ("transaction", "session") else " "
+    error = ConnectionLost(
+        f"the connection to PostgreSQL{at} was lost mid-operation ({detail}){joint}{aftermath}"
     )
+    error.applied = applied
+    error.where = where
+    error.original = exc
+    return error
 
 
 def _wraps(exc: BaseException, kind: type[BaseException]) -> bool:

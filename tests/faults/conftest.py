@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import MakeDatabase
@@ -30,6 +31,10 @@ class Observer:
         self._engine: AsyncEngine = create_async_engine(
             url, isolation_level="AUTOCOMMIT", poolclass=NullPool
         )
+
+    def connect(self) -> Any:
+        """An autocommit connection of the observer's own (``async with``)."""
+        return self._engine.connect()
 
     async def _scalar_list(self, sql: str) -> list[object]:
         async with self._engine.connect() as conn:
@@ -77,6 +82,24 @@ class Observer:
         await self._engine.dispose()
 
 
+END_EVERY_OTHER_CONNECTION = (
+    "select pg_terminate_backend(pid) from pg_stat_activity where datname = "
+    "current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'"
+)
+"""What a restart, a failover or an idle-session killer does to a notebook's pool."""
+
+
+class KillSwitch:
+    """A connection kept open on the test's event loop, so that a kill it sends is
+    followed by the test's next query within a millisecond (no connect in between)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def end_every_other_connection(self) -> None:
+        await self._connection.execute(text(END_EVERY_OTHER_CONNECTION))
+
+
 @pytest.fixture
 async def fault_url(make_database: MakeDatabase) -> URL:
     """A freshly migrated database for one fault case."""
@@ -95,3 +118,32 @@ async def fault_db(fault_url: URL) -> AsyncIterator[Database]:
     """A toolkit Database on the fault case's own database (default pool settings)."""
     async with Database(fault_url) as database:
         yield database
+
+
+@pytest.fixture
+async def kill_switch(observer: Observer) -> AsyncIterator[KillSwitch]:
+    async with observer.connect() as connection:
+        yield KillSwitch(connection)
+
+
+SHORTCUTS = {
+    "shortcut-if-quiet": "the checkout ping skipped whenever the socket shows nothing arrived",
+    "shortcut-never": "every checkout pinged",
+    "shortcut-always": "the ping skipped even for a connection the server has ended",
+}
+
+
+@pytest.fixture(params=list(SHORTCUTS))
+def checkout_shortcut(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each setting of the checkout ping's "recently returned" shortcut.
+
+    ``shortcut-always`` hands out a connection the server has ended, as a socket check
+    that misses the server's farewell would: the statement itself must then survive it.
+    """
+    from toolkit import database
+
+    mode = str(request.param)
+    monkeypatch.setattr(database, "_RECENT", 0.0 if mode == "shortcut-never" else 3600.0)
+    if mode == "shortcut-always":
+        monkeypatch.setattr(database, "_quiet", lambda raw: True)
+    return mode

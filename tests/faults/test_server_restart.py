@@ -25,6 +25,7 @@ import toolkit as tk
 from tests.test_cli import cli_env, toolkit_async
 from toolkit import server
 from toolkit.database import Database
+from toolkit.errors import ConnectionLost
 
 pytestmark = pytest.mark.slow
 
@@ -151,3 +152,43 @@ async def test_a_script_using_tk_run_queries_again_after_a_restart(embedded: Emb
     assert script.returncode == 0, err.decode()
     assert err == b""  # no traceback, no warning about connections the restart closed
     assert int(out) != int(first)  # a new backend, on the new server
+
+
+async def test_reads_pages_and_bulk_writes_work_after_a_restart_whatever_the_checkout_shortcut(
+    embedded: Embedded, checkout_shortcut: str
+) -> None:
+    """Every pooled connection died with the server; the first calls after it still work.
+
+    Under ``shortcut-always`` the pool hands out the dead connections unpinged: a read
+    is then retried once (its retry's checkout pings, and a dead ping invalidates the
+    rest of the pool); a bulk write is not retried, and says nothing was written.
+    """
+    async with Database(embedded.url) as db:
+        async with db.session() as s:
+            await s.execute(text("create table if not exists restart_rows (n int)"))
+            await s.execute(text("truncate restart_rows"))
+        assert len(await backends_of_three_sessions(db)) == 3
+
+        await restart_with_the_cli(embedded)
+
+        answer = await tk.df("select 41 + 1 as answer", database=db)
+        chunks = [
+            chunk["n"].tolist()
+            async for chunk in tk.stream_df(
+                "select generate_series(1, 5) as n", chunk_size=2, database=db
+            )
+        ]
+        page = await tk.paginate(
+            "select n from generate_series(1, 7) as n order by n", page=2, size=3, database=db
+        )
+        await restart_with_the_cli(embedded)
+        if checkout_shortcut == "shortcut-always":
+            with pytest.raises(ConnectionLost, match="nothing was written"):
+                await tk.bulk_insert("restart_rows", [{"n": 1}], database=db)
+        written = await tk.bulk_insert("restart_rows", [{"n": 1}], database=db)
+        stored = await tk.df("select count(*) as n from restart_rows", database=db)
+
+    assert answer["answer"].tolist() == [42]
+    assert chunks == [[1, 2], [3, 4], [5]]
+    assert [row.n for row in page.items] == [4, 5, 6]
+    assert (written, stored["n"].tolist()) == (1, [1])

@@ -18,10 +18,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors, pgtypes
 from toolkit import frames as _package  # _via_copy patched on the package applies here
-from toolkit.database import Database, driver_connection
+from toolkit.database import (
+    Database,
+    StatementAttempt,
+    driver_connection,
+    get_database,
+    statement_attempts,
+)
 from toolkit.frames.copy_in import _qualified, _quote, column_types_of, copy_arrow, target_types
 from toolkit.frames.copy_out import _estimate, _stream_copy, _use_copy
-from toolkit.frames.statements import Query, _plannable, _prepare, _require_rows, sql_and_args
+from toolkit.frames.statements import (
+    Query,
+    _plannable,
+    _prepare,
+    _reads_only,
+    _require_rows,
+    sql_and_args,
+)
 from toolkit.frames.values_in import arrow_for_copy
 from toolkit.notebook.interrupt import interruptible
 from toolkit.notebook.progress import in_notebook, progress_bar
@@ -43,22 +56,35 @@ async def df(
     or SQL text with ``:named`` parameters bound from ``params`` - never formatted in.
     With ``session`` it runs inside that session's transaction (it sees uncommitted rows).
     ``dtype_backend="pyarrow"`` gives ``ArrowDtype`` columns (see ``toolkit.pgtypes``).
+    A read whose connection is lost (a server restart) runs once more on a new one.
     """
     sql, args = sql_and_args(query, params)
+    frame: pd.DataFrame | None = None
     with errors.translated():
-        async with driver_connection(session, database) as raw:
-            # In a caller's transaction, a savepoint: a failing query is undone alone and
-            # the session stays usable, its uncommitted work intact.
-            guard = raw.transaction() if raw.is_in_transaction() else nullcontext()
-            async with guard:
-                prepared = await _prepare(raw, sql)
-                columns = pgtypes.columns_from_attributes(prepared.get_attributes())
-                _require_rows(columns)
-                if await _use_copy(raw, sql, args, columns):
-                    result = await _package._via_copy(raw, sql, args, columns, dtype_backend)
-                    if result is not None:
-                        return result
-                return _from_records(columns, await prepared.fetch(*args), dtype_backend)
+        for attempt in statement_attempts(session, reads=_reads(sql, database)):
+            with attempt:
+                async with driver_connection(session, database) as raw:
+                    # In a caller's transaction, a savepoint: a failing query is undone
+                    # alone and the session stays usable, its uncommitted work intact.
+                    guard = raw.transaction() if raw.is_in_transaction() else nullcontext()
+                    async with guard:
+                        prepared = await _prepare(raw, sql)
+                        columns = pgtypes.columns_from_attributes(prepared.get_attributes())
+                        _require_rows(columns)
+                        copy = await _use_copy(raw, sql, args, columns)
+                        attempt.sending(raw)
+                        if copy:
+                            frame = await _package._via_copy(raw, sql, args, columns, dtype_backend)
+                        if frame is None:
+                            records = await prepared.fetch(*args)
+                            frame = _from_records(columns, records, dtype_backend)
+    assert frame is not None  # statement_attempts raises unless an attempt got through
+    return frame
+
+
+def _reads(sql: str, database: Database | None) -> bool:
+    """Whether ``sql`` cannot write: by its text, or because the server refuses writes."""
+    return _reads_only(sql) or (database or get_database()).read_only
 
 
 async def stream_df(
@@ -77,37 +103,61 @@ async def stream_df(
     only as fast as the chunks are consumed (results with types COPY cannot carry use a
     server-side cursor instead). ``progress`` shows a bar (default: on in a notebook,
     off in scripts). Chunks have ``tk.df``'s dtypes, except that an unconstrained
-    ``numeric`` column's decimal scale is that of each chunk.
+    ``numeric`` column's decimal scale is that of each chunk. A read whose connection is
+    lost before its first chunk runs once more on a new one.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     sql, args = sql_and_args(query, params)
     show = in_notebook() if progress is None else progress
     with errors.translated():
-        async with driver_connection(session, database) as raw:
-            transaction = raw.transaction() if not raw.is_in_transaction() else nullcontext()
-            async with transaction:  # a cursor (or pinned COPY settings) lives in one
-                prepared = await _prepare(raw, sql)
-                columns = pgtypes.columns_from_attributes(prepared.get_attributes())
-                _require_rows(columns)
-                bar = progress_bar(None, show, "stream_df")
-                try:
-                    if (
-                        all(c.copy_safe for c in columns)
-                        and _plannable(sql)
-                        and not (await _estimate(raw, sql, args))[1]
-                    ):
-                        chunks = _stream_copy(raw, sql, args, columns, chunk_size, dtype_backend)
-                    elif _plannable(sql):
-                        chunks = _stream_cursor(prepared, args, columns, chunk_size, dtype_backend)
-                    else:  # SHOW, EXPLAIN...: no cursor over those; their results are small
-                        chunks = _stream_fetched(prepared, args, columns, chunk_size, dtype_backend)
+        for attempt in statement_attempts(session, reads=_reads(sql, database)):
+            with attempt:
+                async with driver_connection(session, database) as raw:
+                    chunks = _stream_chunks(
+                        raw, attempt, sql, args, chunk_size, dtype_backend, show
+                    )
                     async with contextlib.aclosing(chunks):
                         async for chunk in chunks:
-                            bar.update(len(chunk))
                             yield chunk
-                finally:
-                    bar.close()
+
+
+async def _stream_chunks(
+    raw: Any,
+    attempt: StatementAttempt,
+    sql: str,
+    args: Sequence[Any],
+    chunk_size: int,
+    backend: DtypeBackend,
+    show: bool,
+) -> AsyncGenerator[pd.DataFrame, None]:
+    """``stream_df``'s chunks on one connection: COPY, else a cursor, else one fetch."""
+    transaction = raw.transaction() if not raw.is_in_transaction() else nullcontext()
+    async with transaction:  # a cursor (or pinned COPY settings) lives in one
+        prepared = await _prepare(raw, sql)
+        columns = pgtypes.columns_from_attributes(prepared.get_attributes())
+        _require_rows(columns)
+        bar = progress_bar(None, show, "stream_df")
+        try:
+            copy = (
+                all(c.copy_safe for c in columns)
+                and _plannable(sql)
+                and not (await _estimate(raw, sql, args))[1]
+            )
+            attempt.sending(raw)
+            if copy:
+                chunks = _stream_copy(raw, sql, args, columns, chunk_size, backend)
+            elif _plannable(sql):
+                chunks = _stream_cursor(prepared, args, columns, chunk_size, backend)
+            else:  # SHOW, EXPLAIN...: no cursor over those; their results are small
+                chunks = _stream_fetched(prepared, args, columns, chunk_size, backend)
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    attempt.delivering()
+                    bar.update(len(chunk))
+                    yield chunk
+        finally:
+            bar.close()
 
 
 async def _stream_cursor(

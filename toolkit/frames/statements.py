@@ -210,6 +210,27 @@ _LEADING_NOISE = re.compile(r"^(?:\s+|\(|--[^\n]*\n?|/\*.*?\*/)*", re.DOTALL)
 
 
 @functools.lru_cache(maxsize=512)
+def _reads_only(sql: str) -> bool:
+    """True for a query that cannot write, judged from its text: one ``_plannable`` has
+    no INSERT, UPDATE, DELETE or MERGE (a data-modifying WITH) and no SELECT INTO
+    outside its literals and comments. ``FOR UPDATE`` only locks. A function the query
+    calls is not looked into (a SELECT of a function that writes counts as a read).
+
+    Only such a query is run again when its connection is lost (``tk.df``).
+    """
+    if not _plannable(sql):
+        return False
+    words = find_placeholders(sql).words
+    for previous, word in zip(("", *words), words, strict=False):
+        if word in _WRITING and not (word == "update" and previous in ("for", "key")):
+            return False
+    return True
+
+
+_WRITING = frozenset({"insert", "update", "delete", "merge", "into"})
+
+
+@functools.lru_cache(maxsize=512)
 def _plannable(sql: str) -> bool:
     """True for queries EXPLAIN and COPY accept (not EXPLAIN, SHOW, FETCH...): judged by
     the first keyword, as a failing EXPLAIN would abort the caller's transaction."""

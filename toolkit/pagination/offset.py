@@ -12,7 +12,7 @@ from sqlalchemy import Select, bindparam, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
-from toolkit.database import Database
+from toolkit.database import Database, statement_attempts
 from toolkit.frames.statements import sql_text
 from toolkit.notebook.interrupt import interruptible
 from toolkit.pagination.base import (
@@ -78,15 +78,19 @@ async def paginate(
             "e.g. .order_by(User.id)"
         )
     entity = _single_entity(statement)
+    # Its statements only read (SQL text runs as a subquery, where writing is refused):
+    # a lost connection, outside a caller's session, is retried once on a new one.
     with errors.translated():
-        async with _session_scope(session, database) as s:
-            result = await s.execute(window.apply(statement))
-            columns = _column_names(entity, result.keys())
-            items = _items(result, entity)
-            if 0 < len(items) < size:
-                total = window.offset + len(items)
-            else:
-                total = await s.scalar(_count(statement)) or 0
+        for attempt in statement_attempts(session, reads=True):
+            with attempt:
+                async with _session_scope(session, database) as s:
+                    result = await s.execute(window.apply(statement))
+                    columns = _column_names(entity, result.keys())
+                    items = _items(result, entity)
+                    if 0 < len(items) < size:
+                        total = window.offset + len(items)
+                    else:
+                        total = await s.scalar(_count(statement)) or 0
     return Page(items, total, page, size, columns=columns)
 
 

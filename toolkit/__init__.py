@@ -25,6 +25,7 @@ from toolkit.errors import (
     DatabaseError,
     InvalidCharacter,
     InvalidIdentifier,
+    QueryInterrupted,
     ServerError,
     ToolkitError,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "Page",
     "PaginationError",
     "Plan",
+    "QueryInterrupted",
     "ServerError",
     "TableDescription",
     "ToolkitError",

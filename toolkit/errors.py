@@ -28,6 +28,7 @@ __all__ = [
     "PermissionDenied",
     "PoolExhausted",
     "QueryCanceled",
+    "QueryInterrupted",
     "QueryTimeout",
     "ReadOnlyViolation",
     "ServerError",
@@ -41,8 +42,24 @@ __all__ = [
 ]
 
 
-class ToolkitError(Exception):
+class _ShortInIPython(BaseException):
+    """Shows in IPython and Jupyter as its message under the cell line that raised it
+    (``toolkit.tracebacks``); ``%tb verbose`` shows every frame."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook, called instead of ultratb
+        from toolkit.tracebacks import render
+
+        return render(self)
+
+
+class ToolkitError(_ShortInIPython, Exception):
     """Base class of every error the toolkit raises on purpose."""
+
+
+class QueryInterrupted(_ShortInIPython, KeyboardInterrupt):
+    """An interrupt (Ctrl-C, Jupyter's stop button) cancelled the running query on the
+    server; the connection is ready for the next one. A ``KeyboardInterrupt``, so code
+    that stops on Ctrl-C stops here too."""
 
 
 class ConfigurationError(ToolkitError):

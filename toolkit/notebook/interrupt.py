@@ -5,7 +5,7 @@ asyncpg sends PostgreSQL a cancel request when the task awaiting a query is canc
 So while a toolkit coroutine runs on the main thread's event loop (a notebook cell's
 top-level ``await``, or ``tk.run``), SIGINT is routed to cancelling that coroutine's
 task; the previous handler (ipykernel's, or Python's) is put back afterwards. The
-caller then sees ``KeyboardInterrupt``, as for any interrupted cell.
+caller then sees ``QueryInterrupted``, a ``KeyboardInterrupt``, as for any interrupted cell.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
+
+from toolkit.errors import QueryInterrupted
 
 __all__ = ["cancel_on_interrupt", "interruptible"]
 
@@ -68,7 +70,9 @@ async def cancel_on_interrupt(awaitable: Awaitable[T]) -> T:
         return await awaitable
     except asyncio.CancelledError:
         if delivered and task.uncancel() <= cancelling:
-            raise KeyboardInterrupt("query cancelled on the server") from None
+            raise QueryInterrupted(
+                "query cancelled on the server; the connection is ready for the next query"
+            ) from None
         raise  # cancelled by someone else too: that cancellation goes on
     finally:
         _guarding.reset(token)

@@ -141,18 +141,19 @@ async def test_a_large_result_arriving_in_small_pieces_waits_to_read_bigger_ones
 
 
 def test_the_parser_is_handed_whole_blocks_as_they_fill() -> None:
-    """Arrow's parse costs less in full blocks than in what happened to have arrived."""
+    """Arrow's parse costs less in full blocks than in what happened to have arrived;
+    each block ends at a row's end (a row longer than a block is completed)."""
     pipe = _Feed()
     blocks: list[bytes] = []
-    parser = threading.Thread(target=lambda: blocks.extend(pipe.read(4) for _ in range(4)))
+    parser = threading.Thread(target=lambda: blocks.extend(pipe.read(4) for _ in range(5)))
     parser.start()
     pipe._chunks.put(b"ab")
     parser.join(0.05)  # the parser is waiting: a short block would have been read by now
-    for chunk in (b"cde", b"f", b"ghij"):
+    for chunk in (b"c\ne", b"f\n", b"gh\nlong", b"er than", b" a block\nz\n"):
         pipe._chunks.put(chunk)
     pipe.end()
     parser.join()
-    assert blocks == [b"abcd", b"efgh", b"ij", b""]
+    assert blocks == [b"abc\n", b"ef\n", b"gh\n", b"longer than a block\n", b"z\n"]
 
 
 async def test_a_copied_query_with_timestamps_keeps_its_order_names_and_comments(

@@ -75,7 +75,41 @@ class _Feed(io.RawIOBase):
             out.append(chunk)
             taken += len(chunk)
         self._pending_size -= taken
+        if size >= 0 and out:
+            self._whole_rows(out)
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def _whole_rows(self, out: list[bytes]) -> None:
+        """End the block ``out`` at a row's end: what follows the last newline goes back,
+        and a row longer than the block is completed. Arrow's streaming reader refuses a
+        row that straddles more than two of its blocks ("straddling object"); blocks of
+        whole rows never straddle, whatever a value's size."""
+        for i in range(len(out) - 1, -1, -1):
+            end = out[i].rfind(b"\n") + 1
+            if not end:
+                continue
+            back = [out[i][end:], *out[i + 1 :]] if end < len(out[i]) else out[i + 1 :]
+            for piece in reversed(back):
+                self._pending.appendleft(piece)
+                self._pending_size += len(piece)
+            out[i] = out[i][:end]
+            del out[i + 1 :]
+            return
+        while True:  # no row ends in the block: take the rest of the row
+            while not self._pending and not self._ended:
+                self._take(self._chunks.get())
+            if not self._pending:
+                return  # the end of the data
+            chunk = self._pending.popleft()
+            self._pending_size -= len(chunk)
+            end = chunk.find(b"\n") + 1
+            if end and end < len(chunk):
+                self._pending.appendleft(chunk[end:])
+                self._pending_size += len(chunk) - end
+                chunk = chunk[:end]
+            out.append(chunk)
+            if end:
+                return
 
     def _take(self, chunk: bytes | None) -> None:
         if chunk is None:

@@ -17,6 +17,7 @@ batch are refused before anything is sent.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import operator
 from collections import Counter
@@ -71,6 +72,7 @@ async def bulk_insert(
     identifiers.checked(name, "table name")
     if schema is not None:
         identifiers.checked(schema, "schema name")
+    rows = _as_text_if_infinite(table, rows, columns)
     with errors.translated():
         async with (
             driver_connection(session, database, write=True) as raw,
@@ -156,6 +158,7 @@ async def upsert(
     Two rows with the same ``on`` key are refused: PostgreSQL would reject the batch.
     """
     table = _table(model)
+    rows = _as_text_if_infinite(table, rows, None)
     if isinstance(rows, pd.DataFrame):
         return await _upsert_frame(table, rows, on, update, session, database)
     names, arrays = _column_arrays(table, rows, defaults=True)
@@ -316,6 +319,59 @@ def _with_frame_defaults(table: Table | None, frame: pd.DataFrame) -> pd.DataFra
             values = _default_values(column, len(copy))
             copy[column.name] = pd.Series(values, index=copy.index, dtype=object)
     return copy
+
+
+def _as_text_if_infinite(table: Table | None, rows: Any, columns: Sequence[str] | None) -> Any:
+    """``rows`` (mappings or tuples) as a DataFrame of object columns - written as text, on
+    the DataFrame path - when a date among them is one asyncpg's binary encoders send as
+    -infinity or infinity (0001-01-01, 9999-12-31, ``datetime.min``/``max``: a common
+    "open-ended" sentinel would come back infinite); else ``rows`` unchanged."""
+    if isinstance(rows, pd.DataFrame) or not rows:
+        return rows
+    mapped = isinstance(rows[0], Mapping)
+    if not mapped and columns is None:
+        return rows  # _records says the columns are needed
+    names = list(rows[0]) if mapped else list(columns or [])
+    first = [rows[0][n] for n in names] if mapped else list(rows[0])
+    if len(first) != len(names):
+        return rows  # _records reports the mismatch
+
+    def values(i: int) -> list[Any]:
+        return [row.get(names[i]) for row in rows] if mapped else [row[i] for row in rows]
+
+    kinds: Sequence[Column[Any]] = list(table.columns) if table is not None else []
+    typed = {c.name for c in kinds if isinstance(c.type, sqltypes.Date | sqltypes.DateTime)}
+    for i, name in enumerate(names):
+        dated = isinstance(first[i], dt.date) or name in typed
+        if dated and _sends_infinity(values(i)):
+            if mapped:
+                _same_columns(rows)  # every row the same keys, as on the binary path
+            return pd.DataFrame(
+                {n: pd.Series(values(j), dtype=object) for j, n in enumerate(names)}
+            )
+    return rows
+
+
+def _sends_infinity(values: Sequence[Any]) -> bool:
+    present = [v for v in values if v is not None]
+    if not present:
+        return False
+    try:  # the sentinels are their type's extremes: min and max find them in C
+        return _infinite(min(present)) or _infinite(max(present))
+    except TypeError:  # several kinds (dates and datetimes, aware and naive)
+        return any(_infinite(v) for v in present)
+
+
+def _infinite(value: Any) -> bool:
+    if isinstance(value, dt.datetime):
+        offset = value.utcoffset()
+        if offset is not None:  # asyncpg compares the UTC instant
+            try:
+                value = value.replace(tzinfo=None) - offset
+            except OverflowError:
+                return True  # past datetime's range in UTC: only text can carry it
+        return value in (dt.datetime.min, dt.datetime.max)
+    return isinstance(value, dt.date) and value in (dt.date.min, dt.date.max)
 
 
 def _given_names(rows: Rows) -> list[str]:

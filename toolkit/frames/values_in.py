@@ -63,6 +63,7 @@ def refused(
 
 def row_text(position: int, index: pd.Index) -> str:
     label = index[position] if 0 <= position < len(index) else position
+    label = label.item() if isinstance(label, np.generic) else label
     return f"row {position}" if label == position else f"row {position} (index {label!r})"
 
 

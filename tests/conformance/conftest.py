@@ -9,7 +9,8 @@ defect.
 
 For the write-direction tests too: ``conformance_url`` (a scratch database with the
 extensions and user-defined types below), ``conformance_db`` (a ``Database`` on it),
-``reference`` (a psycopg connection to it), ``psycopg_url`` and ``normalise``.
+``reference`` (a psycopg connection to it), ``available`` (its optional types),
+``psycopg_url`` and ``normalise``.
 """
 
 from __future__ import annotations
@@ -76,20 +77,27 @@ async def conformance_url(make_database: MakeDatabase) -> URL:
         for statement in SCHEMA:
             await conn.execute(statement)  # type: ignore[arg-type]  # constants, not input
         for name in EXTENSIONS:
-            available = await conn.execute(
+            found = await conn.execute(
                 "SELECT 1 FROM pg_available_extensions WHERE name = %s", (name,)
             )
-            if await available.fetchone():
+            if await found.fetchone():
                 await conn.execute(f"CREATE EXTENSION {name}")  # type: ignore[arg-type]
     return url
 
 
 @pytest.fixture(scope="session")
-async def extensions(conformance_url: URL) -> frozenset[str]:
-    """The extensions created in the scratch database."""
+async def available(conformance_url: URL) -> frozenset[str]:
+    """What this server offers of ``Case.needs``: the extensions created in the scratch
+    database, and "xml" when the server is built with libxml (the embedded one is not)."""
     async with await psycopg.AsyncConnection.connect(psycopg_url(conformance_url)) as conn:
         cursor = await conn.execute("SELECT extname FROM pg_extension")
-        return frozenset(row[0] for row in await cursor.fetchall())
+        names = {row[0] for row in await cursor.fetchall()}
+        try:
+            await conn.execute("SELECT '<x/>'::xml")
+            names.add("xml")
+        except psycopg.errors.FeatureNotSupported:
+            await conn.rollback()
+        return frozenset(names)
 
 
 @pytest.fixture(scope="session")
@@ -325,8 +333,8 @@ class Case:
     """The values' input text (None: NULL), quoted by ``Case.sql``."""
     copy: bool = False
     """Whether tk.df's COPY path carries the type (else the row path answers)."""
-    extension: str | None = None
-    """An extension the type needs (skipped with the reason where it is missing)."""
+    needs: str | None = None
+    """An extension (or "xml") the type needs: skipped, saying why, where it is missing."""
     binary: bool = False
     """psycopg reads the values in binary: a float4's text is the shortest decimal that
     identifies the float32, which parses to another double than the float32 itself."""
@@ -473,14 +481,14 @@ CASES: tuple[Case, ...] = (
     Case(TEXTS, "char(5)", ("ab", "", "abcde", " x", None), copy=True),
     Case(TEXTS, "name", ("pg_class", "with space", "ünï", None), copy=True),
     Case(TEXTS, '"char"', ("x", "\\", "", "é", "\x7f", None), copy=True),
-    Case(TEXTS, "citext", ("AbC", "", "ünï\t\\", None), copy=True, extension="citext"),
+    Case(TEXTS, "citext", ("AbC", "", "ünï\t\\", None), copy=True, needs="citext"),
     Case(TEXTS, "mood", ("sad", "happy", 'très "joyeux"', None), copy=True),
     Case(
         TEXTS,
         "hstore",
         ('a=>1, b=>NULL, "k\\"q"=>"v\\\\"', "", None),
         copy=True,
-        extension="hstore",
+        needs="hstore",
     ),
     Case(BYTEA, "bytea", (_ALL_BYTES, "\\x", *(f"\\x{b:02x}" for b in range(256)), None)),
     Case(DATE, "date", ("2024-02-29", "0001-01-01", "9999-12-31", "1970-01-01", None), copy=True),
@@ -526,7 +534,7 @@ CASES: tuple[Case, ...] = (
     ),
     Case(JSON, "json", (*_JSON, '"\\u0000"', '{"a": 1, "a": 2}'), copy=True),
     Case(JSON, "jsonb", _JSON, copy=True),
-    Case(AS_TEXT, "xml", ("<a>1</a>", '<b x="ü">&lt;</b>', "text only", None)),
+    Case(AS_TEXT, "xml", ("<a>1</a>", '<b x="ü">&lt;</b>', "text only", None), needs="xml"),
     Case(AS_TEXT, "macaddr", ("08:00:2b:01:02:03", "ff:ff:ff:ff:ff:ff", None)),
     Case(AS_TEXT, "macaddr8", ("08:00:2b:01:02:03:04:05", None)),
     Case(AS_TEXT, "tsvector", ("a fat cat", "'with space':1A,2B 'x'", "", None)),

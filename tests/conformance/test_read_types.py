@@ -62,9 +62,9 @@ async def _reference(conn: psycopg.AsyncConnection[Any], case: Case) -> list[Any
     return _REFERENCES[sql]
 
 
-def _skip_without(case: Case, extensions: frozenset[str]) -> None:
-    if case.extension is not None and case.extension not in extensions:
-        pytest.skip(f"this server has no {case.extension} extension: its type is not tested")
+def _skip_without(case: Case, available: frozenset[str]) -> None:
+    if case.needs is not None and case.needs not in available:
+        pytest.skip(f"this server has no {case.needs}: {case.type} is not tested here")
 
 
 def _copy_answer(case: Case) -> list[bool]:
@@ -82,9 +82,9 @@ async def test_every_value_reads_as_psycopg_gives_it(
     path: str,
     reader: Reader,
     reference: psycopg.AsyncConnection[Any],
-    extensions: frozenset[str],
+    available: frozenset[str],
 ) -> None:
-    _skip_without(case, extensions)
+    _skip_without(case, available)
     want = expected(case, path, await _reference(reference, case))
     got = await reader.read(path, case.sql())
     if isinstance(want, Raises):
@@ -109,9 +109,9 @@ COPIED = tuple(c for c in CASES if c.copy)
     "case", [c for c in CASES if c.copy], ids=_ids(tuple(c for c in CASES if c.copy))
 )
 async def test_the_row_and_copy_paths_give_equal_frames(
-    case: Case, backend: str, conformance_db: Database, extensions: frozenset[str]
+    case: Case, backend: str, conformance_db: Database, available: frozenset[str]
 ) -> None:
-    _skip_without(case, extensions)
+    _skip_without(case, available)
     row = await Reader(conformance_db).frame(f"row/{backend}", case.sql())
     copy = await Reader(conformance_db).frame(f"copy/{backend}", case.sql())
     pd.testing.assert_frame_equal(row, copy, check_exact=True)

@@ -70,6 +70,7 @@ class _Feed(io.RawIOBase):
             chunk = self._pending.popleft()
             if size >= 0 and taken + len(chunk) > size:
                 keep = size - taken
+                keep = chunk.rfind(b"\n", 0, keep) + 1 or keep  # at a row's end if one fits
                 self._pending.appendleft(chunk[keep:])
                 chunk = chunk[:keep]
             out.append(chunk)

@@ -663,3 +663,26 @@ async def test_open_ended_dates_in_mappings_are_not_sent_as_infinity(
         await tk.upsert(table, rows, database=conformance_db)
     cursor = await reference.execute(f'SELECT id, d, ts, tz FROM "{name}" ORDER BY id')  # type: ignore[arg-type]
     assert [dict(zip(rows[0], r, strict=True)) for r in await cursor.fetchall()] == rows
+
+
+async def test_a_timedelta_fills_the_interval_s_days_and_time_as_asyncpg_does(
+    conformance_db: Database, reference: psycopg.AsyncConnection[Any]
+) -> None:
+    """'1 day 02:00' and '26:00' are different intervals to PostgreSQL (a day across a DST
+    change); every path writes what asyncpg's binary encoder writes for mappings."""
+    spans = [dt.timedelta(days=1, hours=2, microseconds=1), dt.timedelta(seconds=-3)]
+    spans.append(dt.timedelta(days=365_000))  # past int64 microseconds' ~292 years in ns
+    texts = []
+    for form in ["mappings", *HELPERS]:
+        name = _name("spans", form, "")
+        await _ddl(reference, name, "interval")
+        rows = [{"id": i, "v": v} for i, v in enumerate(spans, 1)]
+        frame = pd.DataFrame({"id": [1, 2, 3], "v": pd.Series(spans, dtype=object)})
+        if form == "mappings":
+            await tk.bulk_insert(_table(name), rows, database=conformance_db)
+        else:
+            frame = frame if form == "upsert" else frame.iloc[:2].astype({"v": "timedelta64[us]"})
+            await _write(form, name, frame, database=conformance_db)
+        cursor = await reference.execute(f'SELECT v::text FROM "{name}" WHERE id > 0 ORDER BY id')  # type: ignore[arg-type]
+        texts.append([r[0] for r in await cursor.fetchall()][:2])
+    assert texts == [["1 day 02:00:00.000001", "-1 days +23:59:57"]] * 4

@@ -194,7 +194,7 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
             )
     micros = np.where(missing, 0, ticks // 1_000 if unit == "ns" else ticks * _US[unit])
     if base == "date":
-        at = _first((micros % 86_400_000_000 != 0) & ~missing)
+        at = _first((micros % _DAY != 0) & ~missing)
         if at is not None:
             raise refused(
                 name,
@@ -238,13 +238,20 @@ def _timedeltas(series: pd.Series, name: str, target: Target | None, index: pd.I
                 "round them first (.dt.round('us'))",
             )
     micros = np.where(missing, 0, ticks // 1_000 if unit == "ns" else ticks * _US[unit])
-    # A bare number would be read as seconds by an interval column: name the unit.
-    text = pc.binary_join_element_wise(
-        pa.array(micros, pa.int64(), mask=missing).cast(pa.string()),
+    days, rest = np.divmod(micros, _DAY)
+    # Days in the interval's day field, the rest in its time field, as asyncpg's binary
+    # encoder sends a timedelta; a bare number would be read as seconds: name the units.
+    return pc.binary_join_element_wise(
+        pa.array(days, pa.int64(), mask=missing).cast(pa.string()),
+        pa.scalar(" days "),
+        pa.array(rest, pa.int64()).cast(pa.string()),
         pa.scalar(" microseconds"),
         "",
     )
-    return text
+
+
+_DAY = 86_400_000_000
+"""Microseconds in a day."""
 
 
 # Python objects -------------------------------------------------------------------
@@ -354,8 +361,7 @@ def _scalar(value: Any, target: Target | None) -> str:
                 f"{value} has nanoseconds; an interval keeps microseconds",
                 "round them first (.round('us'))",
             )
-        micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-        return f"{micros} microseconds"
+        return f"{value.days} days {value.seconds * 1_000_000 + value.microseconds} microseconds"
     if isinstance(value, dt.date):
         if value.year < 1:  # pragma: no cover - Python dates start at year 1
             raise _Unwritable(f"{value} is before year 1", "write it as text")

@@ -181,6 +181,20 @@ WRITTEN: tuple[Written, ...] = (
         for u in _UNITS
     ),
     Written(
+        "aware-into-text-keeps-its-offset",
+        "text",
+        _naive("us").dt.tz_localize("Europe/Paris"),
+        ["2024-02-29 11:34:56.789000Z", None, "1969-12-31 23:00:00.000000Z"],
+    ),
+    Written(
+        "numpy-datetime64-objects",
+        "timestamp",
+        pd.Series(
+            [np.datetime64("2024-02-29T12:34:56.789"), np.datetime64("NaT"), None], dtype=object
+        ),
+        [dt.datetime(2024, 2, 29, 12, 34, 56, 789000), None, None],
+    ),
+    Written(
         "datetime64-midnight-date",
         "date",
         pd.Series(pd.to_datetime(["2024-02-29", None, "1970-01-01"])),
@@ -405,6 +419,12 @@ REFUSED: tuple[Refused, ...] = (
         "timestamp",
         pd.Series([None, None, pd.Timestamp("2024-01-01 00:00:00.000000001")], dtype=object),
         2,
+    ),
+    Refused(
+        "nanoseconds-numpy-datetime64-object",
+        "timestamp",
+        pd.Series([None, np.datetime64("2024-01-01T00:00:00.000000001"), None], dtype=object),
+        1,
     ),
     Refused(
         "aware-into-timestamp",

@@ -214,7 +214,10 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
             f"{series.iloc[early]} is before year 1, which this toolkit does not write",
             "write it as text in PostgreSQL's BC notation",
         )
-    return pa.array(micros, pa.timestamp("us"), mask=missing)
+    # Naive text for timestamp(tz) columns (TimeZone is UTC during the COPY); into any
+    # other column (text...) an aware value keeps its offset: '... 11:00:00.000000Z'.
+    keep = aware and base not in ("timestamptz", None)
+    return pa.array(micros, pa.timestamp("us", tz="UTC" if keep else None), mask=missing)
 
 
 _YEAR_ONE = -62_135_596_800_000_000
@@ -286,6 +289,7 @@ def is_missing(value: Any) -> bool:
         or value is pd.NA
         or value is pd.NaT
         or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, np.datetime64 | np.timedelta64) and np.isnat(value))
     )
 
 
@@ -353,6 +357,8 @@ def _scalar(value: Any, target: Target | None) -> str:
             f"a {type(value).__name__} goes only into json, jsonb or an array column",
             "use such a column, or convert the values (json.dumps) yourself",
         )
+    if isinstance(value, np.datetime64 | np.timedelta64):
+        value = pd.Timestamp(value) if isinstance(value, np.datetime64) else pd.Timedelta(value)
     if isinstance(value, dt.datetime):
         return _datetime(value, base)
     if isinstance(value, dt.timedelta):

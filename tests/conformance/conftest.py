@@ -58,6 +58,7 @@ SCHEMA = [
     "CREATE DOMAIN stamp AS timestamptz",
     "CREATE DOMAIN amount AS numeric(10, 2)",
     "CREATE TYPE pair AS (n int4, t text, at timestamptz)",
+    "CREATE TABLE magic_noop (i int)",
 ]
 EXTENSIONS = ("citext", "hstore")
 """Created where the server has them (the embedded server ships neither)."""
@@ -628,10 +629,13 @@ PATHS = (
     "stream-cursor/pyarrow",
     "page",
     "magic",
+    "magic-statement",
 )
 """Every way the toolkit reads a result: ``tk.df``'s row and COPY paths (forced), each
 with both dtype backends; ``tk.stream_df`` over COPY and over a cursor (forced); a
-``Page``'s ``to_df()`` (``tk.paginate``); and the ``%%sql`` magic in a real kernel."""
+``Page``'s ``to_df()`` (``tk.paginate``); and the ``%%sql`` magic in a real kernel, for a
+query (read by ``tk.df``) and for a statement that returns rows (a data-modifying CTE
+that writes nothing: read from the session's rows)."""
 NULLABLE_PATHS = frozenset(p for p in PATHS if not p.endswith("/pyarrow"))
 """The paths that give pandas' masked dtypes (``numpy_nullable``: the magic's and a page's
 frames too)."""
@@ -666,8 +670,8 @@ _INFINITY = "asyncpg reads +-infinity as the largest and smallest value Python h
 _INF_STREAM = Raises(ToolkitError, "Cast that column to text")
 _TS_MAX = dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
 _TS_MIN = dt.datetime(1, 1, 1)
-_PAGE = frozenset({"page"})
-_PAGE_ROWS = "a page's rows are the driver's values"
+_PAGE = frozenset({"page", "magic-statement"})
+_PAGE_ROWS = "rows a session returns are the driver's values"
 _NOT_PAGE = ALL_PATHS - _PAGE
 LOSSES: tuple[Loss, ...] = (
     Loss("float4", "NaN", None, _NAN_NA, "NaN reads `<NA>`", NULLABLE_PATHS),
@@ -690,7 +694,7 @@ LOSSES: tuple[Loss, ...] = (
             text,
             limit,
             f"{_PAGE_ROWS}: asyncpg's infinity is naive",
-            "a `Page` gives it naive",
+            "driver rows give it naive",
             _PAGE,
         )
         for type_, text, limit in (
@@ -712,7 +716,7 @@ LOSSES: tuple[Loss, ...] = (
             text,
             byte,
             f'{_PAGE_ROWS}: asyncpg\'s "char" is its byte',
-            'a `Page` gives `"char"` as its byte',
+            'driver rows give `"char"` as its byte',
             _PAGE,
         )
         for text, byte in (
@@ -729,7 +733,7 @@ LOSSES: tuple[Loss, ...] = (
             text,
             position,
             f"{_PAGE_ROWS}: asyncpg's pg_lsn is a signed int8",
-            "a `Page` gives asyncpg's signed int",
+            "driver rows give asyncpg's signed int",
             _PAGE,
         )
         for text, position in (
@@ -839,8 +843,10 @@ class Reader:
                     assert 0 < len(chunk) <= STREAM_CHUNK
                     values.extend(chunk["v"])
             return values
-        assert kind == "magic", path
+        assert kind in ("magic", "magic-statement"), path
         assert session is None, "the magic runs on the kernel's own connection"
+        if kind == "magic-statement":  # writes nothing, but the magic runs it as a statement
+            sql = f"WITH _ AS (DELETE FROM magic_noop WHERE false RETURNING 1) {sql}"
         return self.magic(sql)
 
     async def frame(self, path: str, sql: str, *, session: Any = None) -> pd.DataFrame:

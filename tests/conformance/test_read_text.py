@@ -75,7 +75,7 @@ async def _psycopg(conn: psycopg.AsyncConnection[Any], sql: str) -> list[Any]:
 
 @pytest.fixture
 def reader(conformance_db: Database, request: pytest.FixtureRequest, path: str) -> Reader:
-    kernel = request.getfixturevalue("magic_kernel") if path == "magic" else None
+    kernel = request.getfixturevalue("magic_kernel") if path.startswith("magic") else None
     return Reader(conformance_db, kernel)
 
 

@@ -10,7 +10,7 @@ PostgreSQL                Arrow (both backends)        pandas, ``numpy_nullable`
 int2 / int4 / int8        int16 / int32 / int64        Int16 / Int32 / Int64
 float4 / float8           float32 / float64            Float32 / Float64
 bool                      bool                         boolean
-text, varchar, enums...   string                       string[pyarrow]
+text, enums, pg_lsn...    string                       string[pyarrow]
 numeric                   decimal128(38, max scale)    decimal128[pyarrow] (exact)
 date / time               date32 / time64[us]          date32[pyarrow] / time64[pyarrow]
 timestamp                 timestamp[us]                datetime64[us]

@@ -577,6 +577,7 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case(ARRAYS, "int4[]", ("{1,NULL,3}", "{}", "{NULL}", "{{1,2},{3,4}}", None)),
+    Case(ARRAYS, "int2[]", ("{1,2}", "{3,4}", "{{1,2},{3,4}}", "{{5,6},{7,8}}")),  # same shapes
     Case(ARRAYS, "int8[]", ("{-9223372036854775808,9223372036854775807}",)),
     Case(ARRAYS, "float8[]", ("{NaN,Infinity,-0,1.5,NULL}", "{{1,2},{3,4}}")),
     Case(ARRAYS, "numeric[]", ("{1.5,NaN,NULL,1e-20}",)),

@@ -229,13 +229,18 @@ async def _upsert_frame(
             driver_connection(session, database, write=True) as raw,
             raw.transaction(),
         ):
-            # Dropped below, and with the savepoint on error: two upserts in one
-            # transaction never meet each other's staging table.
-            await raw.execute(
-                f"CREATE TEMPORARY TABLE {_STAGING} ON COMMIT DROP AS "
-                f"SELECT {columns} FROM {target} WITH NO DATA"
-            )
-            targets = await target_types(raw, f"pg_temp.{_STAGING}")
+            # The staging table has the target's column types (domains and lengths
+            # included, from the catalog: no SELECT privilege needed). Dropped below, and
+            # with the savepoint on error: two upserts in one transaction never meet.
+            targets = await target_types(raw, target)
+            missing = [n for n in names if n not in targets]
+            if missing:
+                raise errors.ToolkitError(
+                    f"upsert: {table.name} has no column {missing} in the database; "
+                    f"its columns: {list(targets)}"
+                )
+            staged = ", ".join(f"{_q(n)} {targets[n].declared}" for n in names)
+            await raw.execute(f"CREATE TEMPORARY TABLE {_STAGING} ({staged}) ON COMMIT DROP")
             arrow = arrow_for_copy(frame, targets)
             await copy_arrow(raw, arrow, _STAGING, "pg_temp", index=rows.index, targets=targets)
             count = _count(

@@ -3,12 +3,16 @@
 The seed's ``deactivate_users`` teaches the pattern (one UPDATE, a rowcount); these are
 the versions that scale:
 
-* ``bulk_insert`` streams rows with COPY (binary, from Python rows; CSV written by Arrow,
-  from a DataFrame), applying the columns' Python-side defaults.
+* ``bulk_insert`` streams rows with COPY (binary, from Python rows), applying the
+  columns' Python-side defaults.
 * ``bulk_update``, ``bulk_delete`` and ``upsert`` send each column as one array
   parameter (``UPDATE ... FROM unnest($1::int[], $2::text[])``): a 40,000-row batch is one
   statement of a few parameters, far from asyncpg's 32,767-parameter limit, and the
   server's work dominates.
+* A DataFrame (``bulk_insert``, ``upsert``) goes as ``to_table``'s does: each column's text,
+  checked against the catalog's column types (``frames.values_in``), in one CSV COPY - an
+  upsert's into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT``. So does
+  a batch of rows holding a date asyncpg's binary encoders would send as infinity.
 
 Every operation is atomic: it runs in one transaction (a savepoint inside the caller's
 session), so a failing row leaves nothing changed. Duplicate keys in an update or upsert
@@ -65,7 +69,8 @@ async def bulk_insert(
     ``rows``: mappings, tuples (with ``columns``), or a DataFrame. Columns missing from
     the rows get their Python-side defaults (``default=``) here and their server defaults
     from PostgreSQL. ``returning=True`` reserves ids from the table's sequence first, so
-    the keys come back in the order of the rows.
+    the keys come back in the order of the rows. A DataFrame value its column cannot hold
+    exactly is refused, naming column, row and type (the README's "Bulk operations").
     """
     table = _table(target) if not isinstance(target, str) else None
     name, schema = (table.name, table.schema) if table is not None else _split_name(str(target))

@@ -6,9 +6,11 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
+import toolkit as tk
 from toolkit.config import Settings, mask_url, normalize_url, server_address
+from toolkit.database import Database
 from toolkit.errors import ConfigurationError
 
 PASSWORD = "hunter2"
@@ -130,7 +132,7 @@ def test_normalize_url_points_every_postgres_spelling_at_asyncpg(spelling: str) 
         5433,
         "app",
     )
-    assert url.query == {"sslmode": "require"}
+    assert url.query == {"ssl": "require"}  # libpq's sslmode, as asyncpg spells it
 
 
 def test_normalize_url_accepts_an_sqlalchemy_url_object() -> None:
@@ -343,3 +345,25 @@ def test_no_part_of_a_malformed_url_is_shown_and_the_fix_is_named(url: str) -> N
     for part in ("S3cret", "PW", "127.0.0.1", "db.example.com", "this is"):
         assert part not in message
     assert "percent-encoded (@ as %40" in message
+
+
+# Query parameters ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["disable", "prefer"])
+async def test_a_libpq_sslmode_in_the_url_connects(database_url: URL, mode: str) -> None:
+    """URLs copied from psql or a cloud console carry ?sslmode=...; asyncpg calls it ssl
+    (before: "connect() got an unexpected keyword argument 'sslmode'")."""
+    url = database_url.update_query_dict({"sslmode": mode})
+    async with Database(url.render_as_string(hide_password=False), pool_size=1) as db:
+        frame = await tk.df("select 1 as one", database=db)
+
+    assert frame["one"].tolist() == [1]
+
+
+@pytest.mark.parametrize("key", ["sslrootcert", "connect_timeout", "options"])
+def test_a_query_parameter_asyncpg_does_not_take_is_refused_by_name(key: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"does not take: '{key}' - it takes ") as caught:
+        normalize_url(f"postgresql://alice:{PASSWORD}@db.example.com/app?{key}=x")
+
+    assert PASSWORD not in str(caught.value)

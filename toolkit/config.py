@@ -105,7 +105,44 @@ def normalize_url(url: str | URL, *, source: str = "the URL you passed") -> URL:
             "postgresql://user:password@host:port/database (for a unix socket: "
             "postgresql://user@/database?host=/var/run/postgresql)"
         )
-    return _password_from_query(parsed).set(drivername=ASYNC_DRIVER)
+    return _driver_query(_password_from_query(parsed), source).set(drivername=ASYNC_DRIVER)
+
+
+_QUERY_KEYS = frozenset(
+    {
+        "host",
+        "port",
+        "passfile",
+        "service",
+        "servicefile",
+        "ssl",
+        "target_session_attrs",
+        "krbsrvname",
+        "gsslib",
+        "prepared_statement_cache_size",
+    }
+)
+"""URL query parameters asyncpg (or SQLAlchemy's asyncpg dialect) takes as text."""
+_LIBPQ_KEYS = {"sslmode": "ssl"}
+"""libpq's spellings of them (URLs copied from psql or a cloud console carry these)."""
+
+
+def _driver_query(url: URL, source: str) -> URL:
+    """The URL's query in asyncpg's terms: ``sslmode`` becomes ``ssl`` (asyncpg takes
+    libpq's mode names there); any other parameter is refused now, as a connect would
+    fail later with "connect() got an unexpected keyword argument"."""
+    for libpq, name in _LIBPQ_KEYS.items():
+        if libpq in url.query and name not in url.query:
+            url = url.difference_update_query([libpq]).update_query_dict({name: url.query[libpq]})
+    unknown = sorted(set(url.query) - _QUERY_KEYS - set(_LIBPQ_KEYS))
+    if unknown:
+        shown = ", ".join(repr(k) for k in unknown)
+        raise ConfigurationError(
+            f"the database URL from {source} has query parameters the asyncpg driver does "
+            f"not take: {shown} - it takes {', '.join(sorted(_QUERY_KEYS | set(_LIBPQ_KEYS)))}; "
+            "time limits are tk.connect(connect_timeout=..., statement_timeout=...) options"
+        )
+    return url
 
 
 def _malformed(source: str, why: str = "it does not parse") -> str:

@@ -28,8 +28,15 @@ import pyarrow.compute as pc
 
 from toolkit import errors
 
-_US = {"D": 86_400_000_000, "h": 3_600_000_000, "m": 60_000_000, "s": 1_000_000, "ms": 1_000}
-_US |= {"us": 1, "ns": 1}
+_US = {
+    "D": 86_400_000_000,
+    "h": 3_600_000_000,
+    "m": 60_000_000,
+    "s": 1_000_000,
+    "ms": 1_000,
+    "us": 1,
+    "ns": 1,
+}
 """Microseconds per unit (ns values are divided by 1,000 once checked whole)."""
 
 
@@ -51,7 +58,7 @@ class Target:
 # Refusals ---------------------------------------------------------------------------
 
 
-def refused(
+def _refused(
     column: str, position: int, index: pd.Index, target: Target | None, why: str, fix: str
 ) -> errors.ToolkitError:
     """The error for a value that cannot be written: column, row and type, then the fix."""
@@ -167,7 +174,7 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
     if aware and base in ("timestamp", "date"):
         at = _first(series.notna().to_numpy())
         if at is not None:
-            raise refused(
+            raise _refused(
                 name,
                 at,
                 index,
@@ -184,7 +191,7 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
     if unit == "ns":
         at = _first((ticks % 1_000 != 0) & ~missing)
         if at is not None:
-            raise refused(
+            raise _refused(
                 name,
                 at,
                 index,
@@ -196,7 +203,7 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
     if base == "date":
         at = _first((micros % _DAY != 0) & ~missing)
         if at is not None:
-            raise refused(
+            raise _refused(
                 name,
                 at,
                 index,
@@ -206,7 +213,7 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
             )
     early = _first((micros < _YEAR_ONE) & ~missing)
     if early is not None:
-        raise refused(
+        raise _refused(
             name,
             early,
             index,
@@ -232,7 +239,7 @@ def _timedeltas(series: pd.Series, name: str, target: Target | None, index: pd.I
     if unit == "ns":
         at = _first((ticks % 1_000 != 0) & ~missing)
         if at is not None:
-            raise refused(
+            raise _refused(
                 name,
                 at,
                 index,
@@ -272,7 +279,7 @@ def _objects(series: pd.Series, name: str, target: Target | None, index: pd.Inde
         try:
             texts.append(encode(value))
         except _Unwritable as exc:
-            raise refused(name, position, index, target, str(exc), exc.fix) from None
+            raise _refused(name, position, index, target, str(exc), exc.fix) from None
     return pa.array(texts, pa.string())
 
 

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from asyncpg import PostgresError
-from asyncpg.exceptions import InterfaceError, InternalClientError
+from asyncpg.exceptions import InterfaceError
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect, Engine, ExceptionContext
@@ -200,6 +200,7 @@ class Database:
         where = config.server_address(url)
         _translate_connect_errors(engine, where, self._url_source)
         event.listen(engine.sync_engine, "connect", _watch_for_lost_clients)
+        event.listen(engine.sync_engine, "connect", _end_writes_when_lost)
         _ping_on_checkout(engine)
         _translate_faults(engine, where, self)
         return engine
@@ -310,6 +311,25 @@ def _watch_for_lost_clients(dbapi_connection: Any, record: Any) -> None:
 
 
 _CHECK_INTERVAL_MS = 500
+
+
+def _end_writes_when_lost(dbapi_connection: Any, record: Any) -> None:
+    """Make a COPY fail, not hang, when the server ends its connection mid-stream.
+
+    A COPY that filled the socket waits for asyncpg's "writing allowed" signal, which
+    a lost connection never gives (with no ``command_timeout`` it would wait forever).
+    On the loss this drops the protocol's transport, so the waiting write fails at
+    once (``_fault_named`` then names the lost connection), and gives the signal.
+    """
+    raw = dbapi_connection.driver_connection
+    raw.add_termination_listener(_end_writes)
+
+
+def _end_writes(raw: Any) -> None:
+    protocol = getattr(raw, "_protocol", None)
+    if protocol is not None and protocol.is_closed():
+        protocol.abort()  # already closed: only lets go of the transport
+        protocol.resume_writing()
 
 
 def _ping_on_checkout(engine: AsyncEngine) -> None:
@@ -645,9 +665,10 @@ async def _fault_named(
         _lost_at[engine.sync_engine] = time.monotonic()
     if lost or (pooled and not isinstance(exc, PostgresError)):
         await invalidate()
-    if not isinstance(exc, PostgresError | InterfaceError | TimeoutError) and not (
-        lost and isinstance(exc, InternalClientError)
-    ):
+    # On a connection found closed, whatever the driver raised (also a COPY's write
+    # to the transport ``_end_writes`` let go of) is the loss, except the toolkit's own.
+    driver_error = isinstance(exc, PostgresError | InterfaceError | TimeoutError)
+    if not driver_error and not (lost and _is_plain_error(exc)):
         return None
     cancelled = _cancellation_behind(exc)
     if lost and cancelled is not None:
@@ -658,6 +679,11 @@ async def _fault_named(
     where = config.server_address(engine.url)
     database = owner() if owner is not None else None
     return _fault(exc, disconnect=lost, where=where, database=database, outcome=outcome)
+
+
+def _is_plain_error(exc: BaseException) -> bool:
+    """An Exception that is not the toolkit's own (InternalClientError, AttributeError...)."""
+    return isinstance(exc, Exception) and not isinstance(exc, errors.ToolkitError)
 
 
 def statement_attempts(session: AsyncSession | None, *, reads: bool) -> Iterator[StatementAttempt]:

@@ -10,7 +10,9 @@ applied; inside a caller's session nothing is retried, the transaction is gone.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
+import pandas as pd
 import pytest
 from sqlalchemy import func, select, text
 
@@ -187,19 +189,33 @@ async def test_inside_a_session_nothing_is_retried_and_the_error_says_the_transa
     assert "rollback" in message
 
 
-async def test_a_bulk_insert_lost_mid_copy_says_nothing_was_written(
-    fault_db: Database, observer: Observer
-) -> None:
+def _bulk_insert(db: Database) -> Awaitable[object]:
     rows = [{"email": f"bulk{i}@example.com", "name": f"B{i}"} for i in range(200_000)]
-    write = asyncio.create_task(tk.bulk_insert(User, rows, database=fault_db))
+    return tk.bulk_insert(User, rows, database=db)
+
+
+def _to_table(db: Database) -> Awaitable[object]:
+    frame = pd.DataFrame({"email": [f"bulk{i}@example.com" for i in range(400_000)]})
+    return tk.to_table(frame, "users_copy", database=db)
+
+
+@pytest.mark.parametrize("write", [_bulk_insert, _to_table], ids=["bulk_insert", "to_table"])
+async def test_a_copy_lost_mid_stream_ends_at_once_saying_nothing_was_written(
+    fault_db: Database, observer: Observer, write: Callable[[Database], Awaitable[object]]
+) -> None:
+    """A COPY blocked on a full socket when the server ends the connection fails at once
+    (asyncpg alone would wait forever for the socket to drain)."""
+    task = asyncio.ensure_future(write(fault_db))
     await _wait_for_active(observer, "COPY")
     for pid in await observer.backends():
         await observer.terminate(pid)
 
     with pytest.raises(ConnectionLost) as lost:
-        await asyncio.wait_for(write, 30)
+        await asyncio.wait_for(task, 30)
 
     assert "inside the toolkit's own transaction, which never committed: nothing was written" in (
         str(lost.value)
     )
     assert await _users(fault_db) == 0
+    tables = await tk.df("select to_regclass('users_copy') is null as gone", database=fault_db)
+    assert tables["gone"].tolist() == [True]

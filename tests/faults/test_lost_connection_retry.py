@@ -10,6 +10,7 @@ applied; inside a caller's session nothing is retried, the transaction is gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import pandas as pd
@@ -219,3 +220,29 @@ async def test_a_copy_lost_mid_stream_ends_at_once_saying_nothing_was_written(
     assert await _users(fault_db) == 0
     tables = await tk.df("select to_regclass('users_copy') is null as gone", database=fault_db)
     assert tables["gone"].tolist() == [True]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "generate_series(1, 1000000) as n",  # COPY
+        "point(g, g) as p from generate_series(1, 1000000) as g",  # a cursor (no COPY)
+    ],
+    ids=["copy", "cursor"],
+)
+async def test_a_stream_lost_after_its_first_chunk_is_not_retried_and_says_so(
+    fault_db: Database, observer: Observer, rows: str
+) -> None:
+    """Rows already delivered cannot be taken back: the stream ends, saying why."""
+    stream = tk.stream_df(f"select {rows}", chunk_size=1000, database=fault_db)
+    async with contextlib.aclosing(stream):
+        first = await anext(stream)
+        [pid] = await observer.backends()
+        await observer.terminate(pid)
+
+        with pytest.raises(ConnectionLost) as lost:
+            async for _ in stream:
+                pass
+
+    assert len(first) == 1000
+    assert "after the stream had delivered rows, so it could not be retried" in str(lost.value)

@@ -180,3 +180,42 @@ async def test_timestamptz_reads_the_same_instant_in_every_session_time_zone(
         assert got.matches(want)
     else:
         assert got == want
+
+
+HOSTILE_SESSION = {
+    "DateStyle": "SQL, DMY",
+    "IntervalStyle": "sql_standard",
+    "extra_float_digits": "-15",
+    "bytea_output": "escape",
+    "TimeZone": "Pacific/Chatham",
+}
+"""Session settings that change how PostgreSQL writes values as text."""
+SESSION_PATHS = [p for p in PATHS if not p.startswith("magic")]
+
+
+@pytest.mark.parametrize("path", SESSION_PATHS)
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+async def test_session_settings_do_not_change_what_is_read(
+    case: Case,
+    path: str,
+    conformance_db: Database,
+    reference: psycopg.AsyncConnection[Any],
+    available: frozenset[str],
+) -> None:
+    """COPY's text depends on the session's DateStyle, float digits, bytea output...: the
+    COPY path pins them, the binary row path ignores them."""
+    _skip_without(case, available)
+    want = expected(case, path, await _reference(reference, case))
+    async with conformance_db.session() as session:
+        for name, value in HOSTILE_SESSION.items():
+            await session.execute(
+                text("SELECT set_config(:name, :value, false)"), {"name": name, "value": value}
+            )
+        got = await Reader(conformance_db).read(path, case.sql(), session=session)
+        shown = await session.execute(text("SHOW DateStyle"))
+        assert shown.scalar() == "SQL, DMY"  # restored after a COPY
+    if isinstance(want, Raises):
+        assert isinstance(got, Raised), got
+        assert got.matches(want), got
+    else:
+        assert got == want

@@ -84,17 +84,21 @@ async def _via_copy(
     """COPY + Arrow; None when a value does not parse (then the row path answers)."""
     transaction = raw.transaction() if not raw.is_in_transaction() else nullcontext()
     async with transaction:
-        saved = await raw.fetchrow(
-            "SELECT " + ", ".join(f"current_setting('{name}')" for name in _COPY_SETTINGS)
-        )
+        saved = await _settings(raw)
         await _set(raw, _COPY_SETTINGS)
         parsed = await _copy_to_arrow(raw, sql, args, columns, backend)
         # Restored only on success: a failed COPY aborts the transaction, whose end
         # reverts these transaction-local settings anyway.
-        await _set(raw, dict(zip(_COPY_SETTINGS, saved, strict=True)))
+        await _set(raw, saved)
     if parsed is None:
         return None
     return _frame_from_arrow(columns, parsed, backend)
+
+
+async def _settings(raw: Any) -> dict[str, str]:
+    """The session's values of the settings COPY pins."""
+    current = ", ".join(f"current_setting('{name}')" for name in _COPY_SETTINGS)
+    return dict(zip(_COPY_SETTINGS, await raw.fetchrow(f"SELECT {current}"), strict=True))
 
 
 async def _set(raw: Any, settings: Mapping[str, str]) -> None:
@@ -315,7 +319,10 @@ async def _stream_copy(
             if not stop.is_set():
                 loop.call_soon_threadsafe(batches.put_nowait, exc)
 
-    await _set(raw, _COPY_SETTINGS)  # inside stream_df's transaction: reverted at its end
+    # Transaction-local, and restored at the end: inside a caller's transaction they
+    # would otherwise last until it ends (its DateStyle, TimeZone... changed under it).
+    saved = await _settings(raw)
+    await _set(raw, _COPY_SETTINGS)
     parser = loop.run_in_executor(None, parse)
     copying = asyncio.ensure_future(_copy_out(raw, _copy_sql(sql, columns), args, feed.put))
     copying.add_done_callback(lambda _: feed.end())
@@ -328,6 +335,7 @@ async def _stream_copy(
                 break
             if isinstance(item, BaseException):
                 await copying  # a server error explains a parse failure best
+                await _set(raw, saved)  # else the COPY went through: the transaction is intact
                 if isinstance(item, pa.ArrowInvalid):
                     raise errors.ToolkitError(
                         f"stream_df could not read a value through COPY ({item}). Cast that "
@@ -351,6 +359,7 @@ async def _stream_copy(
             pending = []
             yield _frame_from_arrow(columns, parsed, backend, pool)
         await copying
+        await _set(raw, saved)  # (after a failure, the transaction's end reverts them)
     finally:
         stop.set()
         feed.abandon()

@@ -822,16 +822,22 @@ class Reader:
     """Set by the ``copy/`` paths: what the COPY spy saw ([True]: COPY gave the frame,
     [False]: a value did not parse and the row path answered, []: not tried)."""
 
-    async def read(self, path: str, sql: str, *, session: Any = None) -> list[Any] | Raised:
+    async def read(
+        self, path: str, sql: str, *, session: Any = None, params: dict[str, Any] | None = None
+    ) -> list[Any] | Raised:
+        """``params`` are bound (``tk.df``'s ``:name`` placeholders)."""
         try:
-            return [normalise(v) for v in await self.column(path, sql, session=session)]
+            column = await self.column(path, sql, session=session, params=params)
+            return [normalise(v) for v in column]
         except Exception as exc:
             return Raised(type(exc), str(exc))
 
-    async def column(self, path: str, sql: str, *, session: Any = None) -> list[Any]:
+    async def column(
+        self, path: str, sql: str, *, session: Any = None, params: dict[str, Any] | None = None
+    ) -> list[Any]:
         kind, _, backend = path.partition("/")
         if kind in ("row", "copy", "page"):
-            return list((await self.frame(path, sql, session=session))["v"])
+            return list((await self.frame(path, sql, session=session, params=params))["v"])
         if kind.startswith("stream"):
             where = {"session": session} if session else {"database": self.db}
             values: list[Any] = []
@@ -839,27 +845,35 @@ class Reader:
                 if kind == "stream-cursor":
                     patch.setattr(pgtypes.Column, "copy_safe", property(lambda self: False))
                 async for chunk in tk.stream_df(
-                    sql, chunk_size=STREAM_CHUNK, **where, dtype_backend=backend, progress=False
+                    sql,
+                    params,
+                    chunk_size=STREAM_CHUNK,
+                    **where,
+                    dtype_backend=backend,
+                    progress=False,
                 ):
                     assert 0 < len(chunk) <= STREAM_CHUNK
                     values.extend(chunk["v"])
             return values
         assert kind in ("magic", "magic-statement"), path
         assert session is None, "the magic runs on the kernel's own connection"
+        assert params is None, "the magic binds notebook variables"
         if kind == "magic-statement":  # writes nothing, but the magic runs it as a statement
             sql = f"WITH _ AS (DELETE FROM magic_noop WHERE false RETURNING 1) {sql}"
         return self.magic(sql)
 
-    async def frame(self, path: str, sql: str, *, session: Any = None) -> pd.DataFrame:
+    async def frame(
+        self, path: str, sql: str, *, session: Any = None, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """The frame of a ``row/``, ``copy/`` or ``page`` path."""
         where: dict[str, Any] = {"session": session} if session else {"database": self.db}
         kind, _, backend = path.partition("/")
         if kind == "page":
-            return (await tk.paginate(sql, size=100_000, **where)).to_df()
+            return (await tk.paginate(sql, size=100_000, params=params, **where)).to_df()
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(copy_out, "COPY_THRESHOLD", 0 if kind == "copy" else math.inf)
             answered = spy_on_copy(patch)
-            frame = await tk.df(sql, **where, dtype_backend=backend)
+            frame = await tk.df(sql, params, **where, dtype_backend=backend)
         self.copy_answered = answered
         if kind == "row":
             assert answered == [], "the row path was forced"

@@ -165,9 +165,12 @@ async def _check(
     psycopg_values = [row[0] for row in await cursor.fetchall()]
     for path in PROPERTY_PATHS:
         want = [_as_read_on(path, v) for v in psycopg_values]
-        got = await Reader(db).read(path, sql)
+        reader = Reader(db)
+        got = await reader.read(path, sql)
         assert not isinstance(got, Raised), (path, got)
         assert got == want, (path, rows)
+        if path.startswith("copy/"):
+            assert reader.copy_answered == [True]
 
 
 def _as_read_on(path: str, value: Any) -> Any:
@@ -175,3 +178,54 @@ def _as_read_on(path: str, value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value) and path in NULLABLE_PATHS:
         return None
     return normalise(value)
+
+
+BOUND: dict[str, tuple[str, st.SearchStrategy[Any]]] = {
+    "text": ("text", _TEXT),
+    "numeric": ("numeric", _numeric()),
+    "float8": ("float8", st.floats()),
+    "int8": ("int8", st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+    "timestamptz": ("timestamptz", st.datetimes(_FIRST, _LAST, timezones=st.sampled_from(_ZONES))),
+}
+"""Values bound as ``tk.df`` parameters (COPY cannot take bind values: asyncpg has the
+server quote them into the statement)."""
+BOUND_PATHS = ("row/numpy_nullable", "copy/pyarrow", "stream-copy/numpy_nullable")
+
+
+@pytest.mark.parametrize("name", list(BOUND))
+async def test_bound_parameters_read_back_as_psycopg_reads_them(
+    name: str, conformance_db: Database, reference: psycopg.AsyncConnection[Any]
+) -> None:
+    type_, values = BOUND[name]
+    loop = asyncio.get_running_loop()
+    examples = 0
+
+    @BUDGET
+    @example(EDGES.get(name, [None])[0])
+    @given(st.none() | values)
+    def bound_values_read_back(value: Any) -> None:
+        nonlocal examples
+        examples += 1
+        work = _check_bound(conformance_db, reference, type_, value)
+        asyncio.run_coroutine_threadsafe(work, loop).result()
+
+    await asyncio.to_thread(bound_values_read_back)
+    print(f"bound {name}: {examples} examples")
+    assert examples >= EXAMPLES
+
+
+async def _check_bound(
+    db: Database, reference: psycopg.AsyncConnection[Any], type_: str, value: Any
+) -> None:
+    sql = f"SELECT CAST(:v AS {type_}) AS v FROM generate_series(1, 2) ORDER BY 1"
+    cursor = await reference.execute(  # type: ignore[arg-type]
+        f"SELECT CAST(%s AS {type_}) AS v FROM generate_series(1, 2)", (value,)
+    )
+    psycopg_values = [row[0] for row in await cursor.fetchall()]
+    for path in BOUND_PATHS:
+        reader = Reader(db)
+        got = await reader.read(path, sql, params={"v": value})
+        assert not isinstance(got, Raised), (path, got)
+        assert got == [_as_read_on(path, v) for v in psycopg_values], (path, value)
+        if path.startswith("copy/"):
+            assert reader.copy_answered == [True]

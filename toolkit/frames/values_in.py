@@ -268,16 +268,19 @@ _DAY = 86_400_000_000
 
 
 def _objects(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
-    """One Python pass over a column of Python objects: each value's text for ``target``."""
+    """One Python pass over a column of Python objects: each value's text for ``target``,
+    by an encoder chosen once per Python type (a column mostly holds one)."""
     values = series.astype(object).tolist()
-    encode = _encoder(target)
+    encoders: dict[type, Callable[[Any], str | None]] = {}
     texts: list[str | None] = []
+    append = texts.append
     for position, value in enumerate(values):
-        if is_missing(value):
-            texts.append(None)
-            continue
+        kind = type(value)
+        encode = encoders.get(kind)
+        if encode is None:
+            encode = encoders[kind] = _encoder(kind, target)
         try:
-            texts.append(encode(value))
+            append(encode(value))
         except _Unwritable as exc:
             raise _refused(name, position, index, target, str(exc), exc.fix) from None
     return pa.array(texts, pa.string())
@@ -300,12 +303,23 @@ def is_missing(value: Any) -> bool:
     )
 
 
-def _encoder(target: Target | None) -> Callable[[Any], str]:
+def _encoder(kind: type, target: Target | None) -> Callable[[Any], str | None]:
+    """The text of a value of type ``kind`` (None: NULL) for ``target``."""
+    if kind is type(None) or kind is type(pd.NA) or kind is type(pd.NaT):
+        return lambda value: None
     if target is not None and target.json:
-        return _json
-    if target is not None and target.array:
-        return lambda value: value if isinstance(value, str) else _array(value, target)
-    return lambda value: _scalar(value, target)
+        encode: Callable[[Any], str] = _json
+    elif target is not None and target.array:
+        encode = (lambda value: value) if kind is str else (lambda value: _array(value, target))
+    elif kind is str:
+        return lambda value: value  # the common case: no check to make
+    elif kind is uuid.UUID and target is not None and target.base == "uuid":
+        return lambda value: value.int.to_bytes(16).hex()  # uuid_in's hyphen-free form
+    elif kind in (int, decimal.Decimal, uuid.UUID):
+        return str
+    else:
+        encode = lambda value: _scalar(value, target)  # noqa: E731 - one line, closed over
+    return lambda value: None if is_missing(value) else encode(value)
 
 
 def _json(value: Any) -> str:

@@ -62,6 +62,14 @@ class Observer:
             "     OR (state = 'active' AND wait_event IS DISTINCT FROM 'ClientRead'))"
         )
 
+    async def statements(self) -> list[object]:
+        """The statement each toolkit connection runs or last ran, whatever it waits on
+        (a COPY FROM STDIN waits for the client's data most of the time)."""
+        return await self._scalar_list(
+            "SELECT query FROM pg_stat_activity WHERE datname = :db "
+            "AND application_name = 'toolkit' AND pid <> pg_backend_pid() AND state = 'active'"
+        )
+
     async def terminate(self, pid: object) -> None:
         """Kill one backend, as ``pg_terminate_backend`` does, and wait until it is gone."""
         async with self._engine.connect() as conn:

@@ -33,7 +33,7 @@ async def _users(db: Database) -> int:
 
 async def _wait_for_active(observer: Observer, fragment: str) -> None:
     await observer.wait_until(
-        lambda queries: any(fragment in str(q) for q in queries), observer.active_queries
+        lambda queries: any(fragment in str(q) for q in queries), observer.statements
     )
 
 

@@ -555,8 +555,9 @@ def driver_connection(
     """
     if session is not None:
         return _session_driver_connection(session, write)
-    # A pooled write runs in the caller's own transaction (raw.transaction()), which
-    # the loss rolls back; a pooled read wrote nothing (tk.df says more, per statement).
+    # A pooled write runs in a transaction the toolkit's helper opened (bulk helpers,
+    # to_table), which the loss rolls back; a pooled read wrote nothing (tk.df says
+    # more, per statement).
     outcome = "atomic" if write else "read"
     return _PooledDriverConnection((database or get_database()).engine, outcome)
 
@@ -656,17 +657,16 @@ async def _fault_named(
     BEGIN that SQLAlchemy knows nothing of, and would not roll back. Only after a server
     error (the protocol then is at a clean sync point) does it go back into the pool.
 
-    asyncpg's InternalClientError on a connection it then closed is a lost connection
-    too: a protocol that met the server's farewell where it expected nothing fails the
-    next statement that way, before sending it.
+    On a connection found closed, any other exception but the toolkit's own is the
+    loss too: asyncpg's InternalClientError ("cannot switch to state 11") when its
+    protocol met the server's farewell where it expected nothing, or a COPY's write to
+    the transport ``_end_writes`` let go of.
     """
     lost = raw.is_closed()
     if lost:
         _lost_at[engine.sync_engine] = time.monotonic()
     if lost or (pooled and not isinstance(exc, PostgresError)):
         await invalidate()
-    # On a connection found closed, whatever the driver raised (also a COPY's write
-    # to the transport ``_end_writes`` let go of) is the loss, except the toolkit's own.
     driver_error = isinstance(exc, PostgresError | InterfaceError | TimeoutError)
     if not driver_error and not (lost and _is_plain_error(exc)):
         return None

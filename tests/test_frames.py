@@ -234,8 +234,8 @@ async def test_a_stream_converts_its_chunks_in_its_own_memory_pool(
 
 async def test_a_value_a_stream_cannot_carry_is_a_clear_error(db: tk.Database) -> None:
     query = (
-        "SELECT g, CASE WHEN g = 40000 THEN 'infinity' ELSE '2020-01-01' END::timestamptz AS at "
-        "FROM generate_series(1, 100000) g"
+        "SELECT g, CASE WHEN g = 40000 THEN '0044-03-15 BC' ELSE '2020-01-01' END::timestamptz "
+        "AS at FROM generate_series(1, 100000) g"
     )
     with pytest.raises(ToolkitError, match="Cast that column to text") as raised:
         async for _ in tk.stream_df(query, chunk_size=10_000, database=db, progress=False):

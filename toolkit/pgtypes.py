@@ -358,6 +358,8 @@ _PG_EPOCH = 946_684_800_000_000
 _SENT_WIDTH = 19
 """A sent timestamp as the reader reads it: ``\\\\x`` (COPY escapes the backslash), 16 hex
 digits."""
+_INFINITY = np.iinfo(np.int64).max
+"""PostgreSQL's timestamp infinity (-infinity: the smallest int64)."""
 _FIRST_US = -62_135_596_800_000_000  # 0001-01-01
 _LAST_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999
 
@@ -367,8 +369,9 @@ def timestamps_from_sent(
 ) -> pa.Array:
     """Hex ``timestamp[tz]_send`` bytes -> Arrow timestamps (microseconds since 1970).
 
-    Raises ``ArrowInvalid`` for a value outside years 1-9999 (infinity, BC, year 10000+),
-    which the row path decodes instead, as it did when such text failed Arrow's parser.
+    +-infinity become the last and first microsecond of years 1-9999, as asyncpg reads
+    them on the row path. Raises ``ArrowInvalid`` for a value outside those years (BC,
+    year 10000+): the row path then answers (with an error naming the cast).
     """
     count = len(array) - array.null_count
     if not count:
@@ -379,10 +382,13 @@ def timestamps_from_sent(
         raise pa.ArrowInvalid("a timestamp did not arrive in its binary form")
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[start:end]
     digits = data.reshape(count, _SENT_WIDTH)[:, 3:].tobytes()
-    micros = np.frombuffer(binascii.unhexlify(digits), dtype=">i8").astype(np.int64)
-    micros += _PG_EPOCH
+    sent = np.frombuffer(binascii.unhexlify(digits), dtype=">i8").astype(np.int64)
+    micros = sent + _PG_EPOCH  # (infinity's sentinels wrap around: replaced below)
     if micros.min() < _FIRST_US or micros.max() > _LAST_US:
-        raise pa.ArrowInvalid("a timestamp outside years 1-9999, such as infinity or a BC date")
+        micros[sent == _INFINITY] = _LAST_US
+        micros[sent == -_INFINITY - 1] = _FIRST_US
+        if micros.min() < _FIRST_US or micros.max() > _LAST_US:
+            raise pa.ArrowInvalid("a timestamp outside years 1-9999, such as a BC date")
     if not array.null_count:
         return pa.array(micros, type=pa.int64(), memory_pool=pool).view(arrow_type)
     values = np.zeros(len(array), dtype=np.int64)

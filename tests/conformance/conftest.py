@@ -749,10 +749,10 @@ LOSSES: tuple[Loss, ...] = (
 STREAMED_ROW_PATH_ONLY: dict[tuple[str, str], Raises] = {
     (loss.type, loss.value): _INF_STREAM
     for loss in LOSSES
-    if "infinity" in loss.value and loss.type != "tstzrange"
+    if loss.type == "date" and "infinity" in loss.value
 }
-"""Values COPY's parse refuses (timestamps and dates outside years 1-9999): ``tk.df``
-reads them on the row path instead (the same values); ``stream_df``'s COPY raises."""
+"""Values Arrow's parse of COPY's text refuses (a date's +-infinity): ``tk.df`` reads
+them on the row path instead (the same values); ``stream_df``'s COPY raises."""
 
 
 def loss_of(type_: str, value: str | None, path: str) -> Loss | None:

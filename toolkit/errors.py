@@ -255,8 +255,8 @@ def translated() -> Iterator[None]:
             raise
         raise ToolkitError(
             f"a value in the result has no Python equivalent ({exc}): a date or timestamp "
-            "before year 1 or after 9999, or the time 24:00 - cast that column to text in "
-            "the query (column::text) to read it"
+            "outside years 1-9999, the time 24:00, an interval past 999,999,999 days or "
+            "infinite - cast that column to text in the query (column::text) to read it"
         ) from exc
 
 

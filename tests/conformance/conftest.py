@@ -611,10 +611,11 @@ UNDECODABLE: tuple[Case, ...] = tuple(
         (TIMESTAMPS, "timestamptz", "0001-01-01 00:00:00+00 BC", True),
         (TIMESTAMPS, "timestamptz", "294276-12-31 23:59:59+00", True),
         (ARRAYS, "date[]", "{2024-01-01,0044-03-15 BC}", False),
+        (INTERVAL, "interval", "3000000 years", False),
     )
 )
-"""Values Python's ``datetime`` cannot hold (psycopg refuses them too): every read path
-raises a ``ToolkitError`` that says to cast the column to text."""
+"""Values Python's ``datetime`` and ``timedelta`` cannot hold (psycopg refuses them too):
+every read path raises a ``ToolkitError`` that says to cast the column to text."""
 
 
 # Where the toolkit cannot give psycopg's value ---------------------------------------

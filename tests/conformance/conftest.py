@@ -60,8 +60,8 @@ SCHEMA = [
     "CREATE TYPE pair AS (n int4, t text, at timestamptz)",
     "CREATE TABLE magic_noop (i int)",
 ]
-EXTENSIONS = ("citext", "hstore")
-"""Created where the server has them (the embedded server ships neither)."""
+EXTENSIONS = ("citext", "hstore", "vector")
+"""Created where the server has them (the embedded server ships only pgvector)."""
 
 
 def psycopg_url(url: URL) -> str:
@@ -370,7 +370,7 @@ TIMESTAMPS = "timestamp / timestamptz"
 INTERVAL = "interval"
 UUID = "uuid"
 JSON = "json / jsonb"
-AS_TEXT = "xml / macaddr / macaddr8 / tsvector / tsquery / regclass"
+AS_TEXT = "xml / macaddr / macaddr8 / tsvector / tsquery / regclass / extension types"
 NETWORK = "inet / cidr"
 BITS = "bit / varbit"
 GEOMETRY = "point / line / lseg / box / path / polygon / circle"
@@ -541,6 +541,7 @@ CASES: tuple[Case, ...] = (
     Case(AS_TEXT, "tsvector", ("a fat cat", "'with space':1A,2B 'x'", "", None)),
     Case(AS_TEXT, "tsquery", ("a & !b | c", "'x y' <-> z:*", None)),
     Case(AS_TEXT, "regclass", ("pg_class", "pg_catalog.pg_type", None)),
+    Case(AS_TEXT, "vector", ("[1,2,3]", "[-1.5,0,1e-07]", None), copy=True, needs="vector"),
     Case(NETWORK, "inet", ("10.0.0.1/8", "192.168.0.1", "::1", "2001:db8::1/64", None)),
     Case(NETWORK, "cidr", ("10.0.0.0/8", "2001:db8::/32", "0.0.0.0/0", None)),
     Case(BITS, "bit(3)", ("101", "000", None)),

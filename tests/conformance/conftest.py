@@ -298,16 +298,6 @@ def _range(value: Any) -> RangeValue:
     return RangeValue(normalise(value.lower), normalise(value.upper), bounds, False)
 
 
-def lsn(value: int) -> str:
-    """A ``pg_lsn`` as PostgreSQL writes it (asyncpg gives the 64-bit position)."""
-    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
-
-
-def same(a: Any, b: Any) -> bool:
-    """Whether two readings agree after ``normalise`` (NaN agrees with NaN)."""
-    return bool(normalise(a) == normalise(b))
-
-
 # The cases: every row of the README's type table, with edge values ------------------
 
 README = Path(__file__).parents[2] / "README.md"
@@ -339,10 +329,6 @@ class Case:
     binary: bool = False
     """psycopg reads the values in binary: a float4's text is the shortest decimal that
     identifies the float32, which parses to another double than the float32 itself."""
-
-    @property
-    def id(self) -> str:
-        return f"{self.type}"
 
     def sql(self) -> str:
         rows = ", ".join(

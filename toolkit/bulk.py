@@ -5,14 +5,16 @@ the versions that scale:
 
 * ``bulk_insert`` streams rows with COPY (binary, from Python rows), applying the
   columns' Python-side defaults.
-* ``bulk_update``, ``bulk_delete`` and ``upsert`` send each column as one array
-  parameter (``UPDATE ... FROM unnest($1::int[], $2::text[])``): a 40,000-row batch is one
+* ``bulk_update`` and ``bulk_delete`` send each column as one array parameter
+  (``UPDATE ... FROM unnest($1::int[], $2::text[])``): a 40,000-row batch is one
   statement of a few parameters, far from asyncpg's 32,767-parameter limit, and the
   server's work dominates.
-* A DataFrame (``bulk_insert``, ``upsert``) goes as ``to_table``'s does: each column's text,
-  checked against the catalog's column types (``frames.values_in``), in one CSV COPY - an
-  upsert's into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT``. So does
-  a batch of rows holding a date asyncpg's binary encoders would send as infinity.
+* ``upsert``, and ``bulk_insert`` of a DataFrame, go as ``to_table`` does: each column's
+  text, checked against the catalog's column types (``frames.values_in``), in one CSV
+  COPY - an upsert's into a temporary table, then one ``INSERT ... SELECT ... ON
+  CONFLICT``. So do ``bulk_insert``'s rows holding a value asyncpg's binary encoders
+  would change (1.5 into an integer column, a float into numeric, 9999-12-31 sent as
+  infinity) or cannot encode (a dict for a jsonb column it knows nothing of).
 
 Every operation is atomic: it runs in one transaction (a savepoint inside the caller's
 session), so a failing row leaves nothing changed. Duplicate keys in an update or upsert
@@ -22,6 +24,7 @@ batch are refused before anything is sent.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import operator
 from collections import Counter
@@ -29,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+from asyncpg import PostgresError
 from sqlalchemy import Column, Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, sqltypes
@@ -36,8 +40,9 @@ from sqlalchemy.sql import ColumnElement, sqltypes
 from toolkit import errors, identifiers
 from toolkit.database import Database, driver_connection
 from toolkit.frames import _compile
-from toolkit.frames.copy_in import copy_arrow, target_types
+from toolkit.frames.copy_in import copy_arrow, located, target_types
 from toolkit.frames.statements import _dialect
+from toolkit.frames.values_in import Target as ColumnType
 from toolkit.frames.values_in import arrow_for_copy
 from toolkit.notebook.interrupt import interruptible
 from toolkit.notebook.progress import in_notebook, progress_bar
@@ -77,37 +82,91 @@ async def bulk_insert(
     identifiers.checked(name, "table name")
     if schema is not None:
         identifiers.checked(schema, "schema name")
+    qualified = _format(table) if table is not None else _qualified(name, schema)
     rows = _as_text_if_infinite(table, rows, columns)
     with errors.translated():
-        async with (
-            driver_connection(session, database, write=True) as raw,
-            raw.transaction(),
-        ):
-            if isinstance(rows, pd.DataFrame):  # CSV text checked against the column types
+        async with driver_connection(session, database, write=True) as raw:
+            if not isinstance(rows, pd.DataFrame):
+                try:
+                    async with raw.transaction():
+                        records = _records(table, rows, columns)
+                        where = (name, schema, qualified)
+                        return await _copy_records(raw, table, where, records, returning, progress)
+                except _TextInstead:  # rolled back; nothing was written
+                    rows = _object_frame(rows, columns)
+            async with raw.transaction():  # CSV text checked against the column types
                 frame = _with_frame_defaults(table, rows)
                 ids = await _reserve_ids(raw, table, list(frame.columns), len(frame), returning)
                 if ids is not None:
                     frame[_pk(table).name] = ids
-                qualified = _format(table) if table is not None else _qualified(name, schema)
                 targets = await target_types(raw, qualified)
                 arrow = arrow_for_copy(frame, targets)
                 await copy_arrow(raw, arrow, name, schema, index=rows.index, targets=targets)
                 return ids if ids is not None else len(frame)
-            names, records = _records(table, rows, columns)
-            for column in names:  # asyncpg quotes them; too long or NUL is refused here
-                identifiers.checked(column, "column name")
-            ids = await _reserve_ids(raw, table, names, len(records), returning)
-            if ids is not None:
-                names = [*names, _pk(table).name]
-                records = [(*r, i) for r, i in zip(records, ids, strict=True)]
-            bar = _bar(len(records), progress, "bulk_insert")
-            for chunk in _chunks(records):
-                await raw.copy_records_to_table(
-                    name, records=chunk, columns=names, schema_name=schema
-                )
-                bar.update(len(chunk))
-            bar.close()
-            return ids if ids is not None else len(records)
+
+
+class _TextInstead(Exception):
+    """Raised where asyncpg's binary encoders would change a value or cannot encode it:
+    the rows go as text instead, where the value is written exactly or refused by name."""
+
+
+async def _copy_records(
+    raw: Any,
+    table: Table | None,
+    where: tuple[str, str | None, str],
+    records: tuple[list[str], list[tuple[Any, ...]]],
+    returning: bool,
+    progress: bool | None,
+) -> int | list[Any]:
+    """Binary COPY of Python rows: no text per value, the fast path for rows whose values
+    asyncpg encodes exactly."""
+    name, schema, qualified = where
+    names, rows = records
+    for column in names:  # asyncpg quotes them; too long or NUL is refused here
+        identifiers.checked(column, "column name")
+    targets = await target_types(raw, qualified)
+    if _binary_would_change(targets, names, rows):
+        raise _TextInstead
+    ids = await _reserve_ids(raw, table, names, len(rows), returning)
+    if ids is not None:
+        names = [*names, _pk(table).name]
+        rows = [(*r, i) for r, i in zip(rows, ids, strict=True)]
+    bar = _bar(len(rows), progress, "bulk_insert")
+    for number, chunk in enumerate(_chunks(rows)):
+        try:
+            await raw.copy_records_to_table(name, records=chunk, columns=names, schema_name=schema)
+        except _ENCODER_ERRORS as exc:  # a value asyncpg cannot encode for its column
+            raise _TextInstead from exc
+        except PostgresError as exc:  # refused by the server: name its column and row
+            raise located(exc, None, targets, number * CHUNK) from None
+        bar.update(len(chunk))
+    bar.close()
+    return ids if ids is not None else len(rows)
+
+
+_ENCODER_ERRORS = (TypeError, ValueError, OverflowError, AttributeError)
+"""What asyncpg's binary encoders raise for a value its column's codec does not take."""
+
+
+def _binary_would_change(
+    targets: Mapping[str, ColumnType], names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> bool:
+    """Whether a value would be changed on its way in: asyncpg's encoders truncate a
+    float or Decimal into an integer column (1.5 -> 1) and write a float's binary
+    expansion into numeric (0.1 -> 0.1000000000000000055...)."""
+    for i, name in enumerate(names):
+        target = targets.get(name)
+        if target is None or target.array:
+            continue
+        if target.base in ("int2", "int4", "int8"):
+            exact: set[type] = {int, type(None)}
+        elif target.base == "numeric":
+            exact = {int, decimal.Decimal, type(None)}
+        else:
+            continue
+        if not {type(row[i]) for row in rows} <= exact:
+            return True
+    return False
 
 
 @interruptible
@@ -160,35 +219,15 @@ async def upsert(
 
     ``on`` defaults to the primary key (it needs a unique index); ``update`` defaults to
     every given column outside ``on`` (``update=[]``: DO NOTHING, keep existing rows).
-    Two rows with the same ``on`` key are refused: PostgreSQL would reject the batch.
+    Two rows with the same ``on`` key are refused: PostgreSQL would reject the batch. A
+    value its column cannot hold exactly is refused, naming column, row and type.
     """
     table = _table(model)
-    rows = _as_text_if_infinite(table, rows, None)
-    if isinstance(rows, pd.DataFrame):
-        return await _upsert_frame(table, rows, on, update, session, database)
-    names, arrays = _column_arrays(table, rows, defaults=True)
-    conflict = [_name(c) for c in on] if on else [c.name for c in table.primary_key.columns]
-    given = _given_names(rows)
-    changing = (
-        [_name(c) for c in update]
-        if update is not None
-        else [n for n in given if n not in conflict]
-    )
-    unknown = [n for n in [*conflict, *changing] if n not in names]
-    if unknown:
-        raise errors.ToolkitError(f"upsert: columns {unknown} are not in the rows")
-    _refuse_duplicates(arrays, [names.index(k) for k in conflict], "upsert")
-    action = (
-        "DO UPDATE SET " + ", ".join(f"{_q(n)} = EXCLUDED.{_q(n)}" for n in changing)
-        if changing
-        else "DO NOTHING"
-    )
-    sql = (
-        f"INSERT INTO {_format(table)} ({', '.join(_q(n) for n in names)}) "
-        f"SELECT * FROM {_unnest(table, names)} "
-        f"ON CONFLICT ({', '.join(_q(n) for n in conflict)}) {action}"
-    )
-    return await _run_batches(sql, arrays, session, database, progress, "upsert")
+    if not isinstance(rows, pd.DataFrame):
+        if not rows:
+            raise errors.ToolkitError("no rows given")
+        rows = _object_frame(rows, None)  # each value as the Python object it is
+    return await _upsert_frame(table, rows, on, update, session, database)
 
 
 async def _upsert_frame(
@@ -199,10 +238,10 @@ async def _upsert_frame(
     session: AsyncSession | None,
     database: Database | None,
 ) -> int:
-    """A DataFrame's upsert: COPY into a temporary table of the target's column types
-    (the same CSV text, checks and errors as ``bulk_insert``), then one INSERT ... SELECT
-    ... ON CONFLICT from it. Array columns and exact values need the text path; the array
-    parameters of the row path cannot carry arrays of arrays."""
+    """COPY into a temporary table of the target's column types (the same CSV text,
+    checks and errors as ``to_table``), then one INSERT ... SELECT ... ON CONFLICT from
+    it. Array parameters (``unnest``) could not carry array columns (arrays of arrays) and
+    asyncpg's encoders would change some values (1.5 into an integer column)."""
     frame = _with_frame_defaults(table, rows)
     names = list(frame.columns)
     conflict = [_name(c) for c in on] if on else [c.name for c in table.primary_key.columns]
@@ -354,12 +393,22 @@ def _as_text_if_infinite(table: Table | None, rows: Any, columns: Sequence[str] 
     for i, name in enumerate(names):
         dated = isinstance(first[i], dt.date) or name in typed
         if dated and _sends_infinity(values(i)):
-            if mapped:
-                _same_columns(rows)  # every row the same keys, as on the binary path
-            return pd.DataFrame(
-                {n: pd.Series(values(j), dtype=object) for j, n in enumerate(names)}
-            )
+            return _object_frame(rows, columns)
     return rows
+
+
+def _object_frame(rows: Any, columns: Sequence[str] | None) -> pd.DataFrame:
+    """Mappings or tuples as a DataFrame of object columns: each value stays the Python
+    object it is, for the text path's encoders (``frames.values_in``)."""
+    if isinstance(rows[0], Mapping):
+        names = _same_columns(rows)
+        data = {n: [row[n] for row in rows] for n in names}
+    else:
+        if columns is None:
+            raise errors.ToolkitError("rows given as tuples need columns=[...] to name them")
+        names = list(columns)
+        data = {n: [row[i] for row in rows] for i, n in enumerate(names)}
+    return pd.DataFrame({n: pd.Series(v, dtype=object) for n, v in data.items()})
 
 
 def _sends_infinity(values: Sequence[Any]) -> bool:
@@ -382,12 +431,6 @@ def _infinite(value: Any) -> bool:
                 return True  # past datetime's range in UTC: only text can carry it
         return value in (dt.datetime.min, dt.datetime.max)
     return isinstance(value, dt.date) and value in (dt.date.min, dt.date.max)
-
-
-def _given_names(rows: Rows) -> list[str]:
-    if isinstance(rows, pd.DataFrame):
-        return [str(c) for c in rows.columns]
-    return list(rows[0]) if rows else []
 
 
 def _records(
@@ -582,6 +625,11 @@ def _unmodified(table: Table, name: str) -> str:
     """The column's type without its length: an explicit cast to ``varchar(5)[]`` would
     truncate a longer value silently, where the INSERT's own assignment refuses it."""
     kind = table.columns[name].type
+    if isinstance(kind, sqltypes.NullType):
+        raise errors.ToolkitError(
+            f"column {name!r} of {table.name} has no type in the Table given, and its array "
+            f"parameter needs one - declare it (Column({name!r}, Integer)) or reflect the table"
+        )
     if isinstance(kind, sqltypes.CHAR | sqltypes.NCHAR):
         return "BPCHAR"  # CHAR alone is char(1)
     if isinstance(kind, sqltypes.String) and kind.length is not None:

@@ -204,7 +204,7 @@ async def copy_arrow(
             table, source=chunks(), columns=columns, schema_name=schema, format="csv"
         )
     except PostgresError as exc:
-        raise _located(exc, index, targets or {}) from None
+        raise located(exc, index, targets or {}) from None
     # Restored only on success: a failed COPY aborts the transaction, whose rollback
     # reverts this transaction-local setting (restoring it then would fail, and hide
     # the COPY's own error behind "current transaction is aborted").
@@ -215,12 +215,13 @@ async def copy_arrow(
 _CONTEXT = re.compile(r", line (\d+)(?:, column ([^:]+))?")
 
 
-def _located(
-    exc: PostgresError, index: pd.Index | None, targets: Mapping[str, Target]
+def located(
+    exc: PostgresError, index: pd.Index | None, targets: Mapping[str, Target], first: int = 0
 ) -> errors.ToolkitError:
-    """The toolkit error for ``exc`` (its class by SQLSTATE), prefixed with the column,
-    row and type the server's COPY context names; as it is when the context says none
-    (another server language: the server's context is kept in the message)."""
+    """The toolkit error for a COPY's ``exc`` (its class by SQLSTATE), prefixed with the
+    column, row and type the server's context names (the COPY's first row is row
+    ``first``); as it is when the context says none (another server language: the
+    server's context is kept in the message)."""
     mapped = errors.from_dbapi_error(exc)
     code = getattr(exc, "sqlstate", None)
     if mapped is None:
@@ -232,7 +233,7 @@ def _located(
         where = f" ({context[0]})" if context else ""
         located = type(mapped)(f"{mapped}{where}", sqlstate=code)
     else:
-        position = int(match.group(1)) - 1
+        position = first + int(match.group(1)) - 1
         column = match.group(2)
         row = row_text(position, index) if index is not None else f"row {position}"
         target = targets.get(column) if column else None

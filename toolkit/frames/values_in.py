@@ -315,7 +315,9 @@ def _encoder(kind: type, target: Target | None) -> Callable[[Any], str | None]:
         return lambda value: value  # the common case: no check to make
     elif kind is uuid.UUID and target is not None and target.base == "uuid":
         return lambda value: value.int.to_bytes(16).hex()  # uuid_in's hyphen-free form
-    elif kind in (int, decimal.Decimal, uuid.UUID):
+    elif kind in (int, uuid.UUID) or (
+        kind is decimal.Decimal and (target is None or target.base not in _INTEGERS)
+    ):
         return str
     else:
         encode = lambda value: _scalar(value, target)  # noqa: E731 - one line, closed over
@@ -365,6 +367,9 @@ def _scalar(value: Any, target: Target | None) -> str:
     base = target.base if target is not None else None
     if isinstance(value, str):
         return value
+    whole = isinstance(value, float | np.floating | decimal.Decimal) and _whole(value)
+    if base in _INTEGERS and whole:  # 2.0 is 2, as a float64 column writes it; 1.5 is refused
+        return str(int(value))
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     if isinstance(value, bytes | bytearray | memoryview):
@@ -396,6 +401,15 @@ def _scalar(value: Any, target: Target | None) -> str:
     if isinstance(value, decimal.Decimal | uuid.UUID | float | int | np.generic):
         return str(value)
     return str(value)
+
+
+_INTEGERS = ("int2", "int4", "int8")
+
+
+def _whole(value: float | np.floating | decimal.Decimal) -> bool:
+    if isinstance(value, decimal.Decimal):
+        return value.is_finite() and value == value.to_integral_value()
+    return math.isfinite(value) and float(value).is_integer()
 
 
 def _datetime(value: dt.datetime, base: str | None) -> str:

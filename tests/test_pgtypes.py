@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import toolkit as tk
 from tests.conftest import spy_on_copy
 from toolkit import frames, pgtypes
+from toolkit.frames import copy_out
 
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -391,7 +392,7 @@ async def test_copied_timestamps_keep_every_microsecond_from_year_1_to_9999(
         "FROM generate_series(1, 3 * 2000) g ORDER BY g"
     )
     copied = spy_on_copy(monkeypatch)
-    monkeypatch.setattr(frames, "COPY_THRESHOLD", 10)
+    monkeypatch.setattr(copy_out, "COPY_THRESHOLD", 10)  # where it is read
     frame = await tk.df(query, session=session)
     raw = await _driver(session)
     expected = [r["at"] for r in await raw.fetch(query)]
@@ -417,7 +418,7 @@ async def test_a_timestamp_beyond_years_1_to_9999_sends_the_result_down_the_row_
     at = f"CASE WHEN g = 4000 THEN '{value}' ELSE '2020-01-01' END::timestamptz AS at"
     many = f"SELECT g, {at} FROM generate_series(1, 3 * 2000) g ORDER BY g"
     one = f"SELECT g, {at} FROM generate_series(4000, 4000) g"
-    monkeypatch.setattr(frames, "COPY_THRESHOLD", 10)
+    monkeypatch.setattr(copy_out, "COPY_THRESHOLD", 10)  # where it is read
     copied = spy_on_copy(monkeypatch)
     outcome, alone = await _outcome(many, session), await _outcome(one, session)
     assert copied == ([True] if value.endswith("infinity") else [False])
@@ -447,7 +448,7 @@ async def test_a_json_string_is_decoded_once(
     session: AsyncSession, json_type: str, many: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The JSON string '"42"' is the str '42', not the number 42 (issue 14, defect 1)."""
-    monkeypatch.setattr(frames, "COPY_THRESHOLD", 10)
+    monkeypatch.setattr(copy_out, "COPY_THRESHOLD", 10)  # where it is read
     copied = spy_on_copy(monkeypatch)
     values = ", ".join(f"({i}, $j${v}$j$::{json_type})" for i, v in enumerate(JSON_SCALARS))
     repeat = 500 if many else 1

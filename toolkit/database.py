@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import select
+import socket
 import threading
 import time
 import weakref
@@ -36,7 +38,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import await_, greenlet_spawn
 
-from toolkit import config, errors
+from toolkit import config, errors, probe
 
 __all__ = [
     "Database",
@@ -275,14 +277,35 @@ def _resolve_url() -> tuple[URL, str]:
 
 
 def _translate_connect_errors(engine: AsyncEngine, where: str, source: str) -> None:
-    """Turn driver/OS connect failures into one ConnectionFailed naming the server."""
+    """Turn driver/OS connect failures into one ConnectionFailed naming the server (the
+    driver's exception is its ``__cause__``)."""
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _connect(dialect: Dialect, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
         try:
             return dialect.connect(*cargs, **cparams)
         except Exception as exc:
-            raise errors.connection_failed(where, exc, source=source) from None
+            given = cparams.get("password") is not None or bool(os.environ.get("PGPASSWORD"))
+            peer = await_(_peer(exc, cparams))
+            raise errors.connection_failed(
+                where, exc, source=source, password_given=given, peer=peer
+            ) from exc
+
+
+async def _peer(exc: BaseException, cparams: dict[str, Any]) -> str | None:
+    """What the TCP peer answers to PostgreSQL's first message, when the failure itself
+    names no server error, resolution or refusal (another service on that port): no
+    SQLSTATE, or asyncpg's own class-08 code for a connection that broke off."""
+    host, port = cparams.get("host"), cparams.get("port") or 5432
+    if (
+        not isinstance(host, str)
+        or host.startswith("/")
+        or not isinstance(port, int)
+        or not (errors.sqlstate_of(exc) or "08").startswith("08")  # a server's own error
+        or isinstance(exc, socket.gaierror | ConnectionRefusedError | FileNotFoundError)
+    ):
+        return None
+    return await probe.answer(host, port)
 
 
 def _cancellation_behind(exc: BaseException) -> BaseException | None:

@@ -405,14 +405,41 @@ _CONNECT_ADVICE_BY_CODE = {
 }
 
 
-def connection_failed(where: str, exc: BaseException, *, source: str) -> ConnectionFailed:
+_NOT_POSTGRES = {
+    "other": "the server there does not speak PostgreSQL's protocol (it answered something else)",
+    "silent": "the server there accepted the connection but never answered PostgreSQL's handshake",
+}
+_OTHER_PORTS = (
+    ": is the port right? PostgreSQL listens on 5432 by default (3306 is MySQL/MariaDB's, "
+    "6379 Redis's, 5672 RabbitMQ's)"
+)
+
+
+def connection_failed(
+    where: str,
+    exc: BaseException,
+    *,
+    source: str,
+    password_given: bool = True,
+    peer: str | None = None,
+) -> ConnectionFailed:
     """Build the one clear error for a failed connect.
 
     ``where`` names the server (host:port or socket, never the password); ``source``
-    says where the URL came from, so the message can say what to change.
+    says where the URL came from, so the message can say what to change;
+    ``password_given`` whether the URL (or PGPASSWORD) held one; ``peer`` what a probe of
+    the port found when the failure named no PostgreSQL error (``toolkit.probe``).
     """
     code = sqlstate_of(exc)
-    if code in _CONNECT_ADVICE_BY_CODE:
+    if code == "28P01" and not password_given:
+        advice = (
+            "the server asks for a password and none was given: put it in the URL "
+            "(postgresql://user:PASSWORD@host/database, percent-encoding @ : / as %40 %3A "
+            "%2F) or set PGPASSWORD"
+        )
+    elif peer in _NOT_POSTGRES:
+        advice = _NOT_POSTGRES[peer] + _OTHER_PORTS
+    elif code in _CONNECT_ADVICE_BY_CODE:
         advice = _CONNECT_ADVICE_BY_CODE[code]
     elif isinstance(exc, socket.gaierror):
         advice = "the host name does not resolve: check the host in the URL"

@@ -118,6 +118,35 @@ async def test_notebook_runs_twice_with_the_same_outputs(
     )
 
 
+@pytest.mark.slow
+async def test_monthly_chart_keeps_to_the_demo_months_when_newer_posts_exist(
+    make_database: MakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Notebook 05's posts-per-month cell, run after a post dated now (as notebook 01 adds
+    one): before, its months ran on to today, the last ones empty."""
+    url = await make_database()
+    monkeypatch.setenv("TOOLKIT_DATABASE_URL", url.render_as_string(hide_password=False))
+    cells = {cell.id: cell for cell in read(NOTEBOOKS_DIR / "05_dataframes.ipynb").cells}
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            cells["dce37d20"],  # set-up
+            cells["nb05-reset"],
+            nbformat.v4.new_code_cell(
+                "async with tk.session() as s:\n"
+                "    s.add(Post(title='Today', content='...', author_id=1))"
+            ),
+            cells["ebb1236c"],  # posts per month
+            nbformat.v4.new_code_cell(
+                "print(monthly.index.min().date(), monthly.index.max().date(), len(monthly))"
+            ),
+        ]
+    )
+    client = NotebookClient(nb, timeout=120, kernel_name="python3")
+    await asyncio.to_thread(asyncio.run, client.async_execute())
+
+    assert nb.cells[-1].outputs[0].text == "2024-01-01 2025-12-01 24\n"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_committed_notebook_keeps_no_outputs(path: Path) -> None:
     nb = read(path)

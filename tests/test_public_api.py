@@ -52,3 +52,20 @@ def test_every_public_attribute_is_in_all() -> None:
 
 def test_the_design_contract_names_are_exported() -> None:
     assert set(tk.__all__) >= CONTRACT
+
+
+def _subclasses(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= {sub, *_subclasses(sub)}
+    return found
+
+
+def test_every_exception_class_the_toolkit_raises_is_exported() -> None:
+    """``except tk.PoolExhausted:`` works for each of them, without reaching into modules."""
+    classes = {tk.ToolkitError, tk.QueryInterrupted, *_subclasses(tk.ToolkitError)}
+    ours = {c for c in classes if c.__module__.startswith("toolkit") and not c.__name__.startswith("_")}
+
+    missing = sorted(c.__name__ for c in ours if getattr(tk, c.__name__, None) is not c)
+
+    assert missing == []

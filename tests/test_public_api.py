@@ -64,7 +64,9 @@ def _subclasses(cls: type) -> set[type]:
 def test_every_exception_class_the_toolkit_raises_is_exported() -> None:
     """``except tk.PoolExhausted:`` works for each of them, without reaching into modules."""
     classes = {tk.ToolkitError, tk.QueryInterrupted, *_subclasses(tk.ToolkitError)}
-    ours = {c for c in classes if c.__module__.startswith("toolkit") and not c.__name__.startswith("_")}
+    ours = {
+        c for c in classes if c.__module__.startswith("toolkit") and not c.__name__.startswith("_")
+    }
 
     missing = sorted(c.__name__ for c in ours if getattr(tk, c.__name__, None) is not c)
 

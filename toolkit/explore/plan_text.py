@@ -72,6 +72,12 @@ def _render_plan(document: Mapping[str, Any], rows_decimals: int = 2) -> str:
     """
     lines: list[str] = []
     _render_node(document["Plan"], 0, lines, rows_decimals)
+    return "\n".join(lines + _document_lines(document))
+
+
+def _document_lines(document: Mapping[str, Any]) -> list[str]:
+    """The lines after the plan tree: planning buffers, triggers, JIT, times."""
+    lines: list[str] = []
     for key, value in document.items():
         if key == "Plan":
             continue
@@ -88,7 +94,7 @@ def _render_plan(document: Mapping[str, Any], rows_decimals: int = 2) -> str:
             lines.append(f"{key}: {value:.3f} ms")
         elif not isinstance(value, dict | list):
             lines.append(f"{key}: {_text(value)}")
-    return "\n".join(lines)
+    return lines
 
 
 def _render_node(
@@ -105,12 +111,12 @@ def _render_node(
         indent += 2
     lines.append(prefix + _title(node) + _measures(node, rows_decimals))
     indent += 1
-    lines += ["  " * indent + line for line in _details(node)]
+    lines += ["  " * indent + line for line in _details(node, rows_decimals)]
     for child in node.get("Plans", []):
         _render_node(child, indent, lines, rows_decimals)
 
 
-def _details(node: Mapping[str, Any]) -> list[str]:
+def _details(node: Mapping[str, Any], rows_decimals: int = 2) -> list[str]:
     """The lines under a node's title, in the order PostgreSQL prints them (the JSON's)."""
     lines: list[str] = []
     done: set[str] = set()
@@ -128,10 +134,92 @@ def _details(node: Mapping[str, Any]) -> list[str]:
             lines += rendered
         elif key == "Workers" and isinstance(value, list):
             lines += _worker_lines(node["Node Type"], value)
+        elif key == "Distributed Query" and isinstance(value, dict):
+            lines += _distributed_lines(value, rows_decimals)
+        elif key == "Select Query":  # Citus INSERT ... SELECT: the SELECT's own plan
+            for document in _documents(value):
+                lines += _child_lines(document, rows_decimals, 0)
         elif not isinstance(value, dict) and not (isinstance(value, list) and _nested(value)):
             lines.append(f"{key}: {_text(value)}")
         # other nested structures (grouping sets, incremental sort groups) are left out
     return lines
+
+
+def _distributed_lines(query: Mapping[str, Any], rows_decimals: int) -> list[str]:
+    """A Citus custom scan's distributed query as Citus prints it: each subplan run
+    first (its result shipped to the nodes), then the job - task count, the tasks shown
+    (one of many, unless ``citus.explain_all_tasks``) with the plan each ran on its
+    node, and the jobs a repartition join depends on."""
+    lines: list[str] = []
+    for number, subplan in enumerate(query.get("Subplans") or [], 1):
+        lines.append(f"->  Distributed Subplan {number}")
+        lines += _item_lines(subplan, rows_decimals)
+    job = query.get("Job")
+    if isinstance(job, dict):
+        lines += _job_lines(job, rows_decimals)
+    return lines
+
+
+def _job_lines(job: Mapping[str, Any], rows_decimals: int) -> list[str]:
+    lines: list[str] = []
+    for key, value in job.items():
+        if key == "Tasks" and isinstance(value, list):
+            for task in value:
+                lines.append("->  Task")
+                lines += _item_lines(task, rows_decimals)
+        elif key == "Dependent Jobs" and isinstance(value, list):
+            for dependent in value:
+                lines.append("->  MapMergeJob")
+                lines += ["      " + line for line in _job_lines(dependent, rows_decimals)]
+        elif not isinstance(value, dict | list):
+            lines.append(f"{key}: {_text(value)}")
+    return lines
+
+
+def _item_lines(item: Mapping[str, Any], rows_decimals: int) -> list[str]:
+    """The lines under ``->  Task`` (or a subplan): its fields, then the plan it ran,
+    drawn as a child of the item."""
+    lines: list[str] = []
+    for key, value in item.items():
+        if key in ("Remote Plan", "PlannedStmt"):
+            # Citus puts a task's own times under its plan's title, a subplan's beside it.
+            times_indent = 4 if key == "Remote Plan" else 0
+            for document in _documents(value):
+                child = _child_lines(document, rows_decimals, times_indent)
+                lines += ["      " + line for line in child]
+        elif key == "Subplan Duration":
+            lines.append(f"      {key}: {value:.2f} ms")
+        elif not isinstance(value, dict | list):
+            lines.append(f"      {key}: {_text(value)}")
+    return lines
+
+
+def _child_lines(document: Mapping[str, Any], rows_decimals: int, times_indent: int) -> list[str]:
+    """An EXPLAIN document drawn as a child (``->  Node``) at the detail column."""
+    lines: list[str] = []
+    _render_node(document["Plan"], 1, lines, rows_decimals)
+    lines = [line[2:] for line in lines]
+    return lines + [" " * times_indent + line for line in _document_lines(document)]
+
+
+def remote_plans(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The root nodes of the plans a Citus custom scan shows: its subplans', the tasks'
+    (as run on a worker) and an INSERT ... SELECT's SELECT."""
+    query = node.get("Distributed Query") or {}
+    found = [d for sub in query.get("Subplans") or [] for d in _documents(sub.get("PlannedStmt"))]
+    job = query.get("Job") or {}
+    found += [d for task in job.get("Tasks") or [] for d in _documents(task.get("Remote Plan"))]
+    found += _documents(node.get("Select Query"))
+    return [document["Plan"] for document in found]
+
+
+def _documents(value: Any) -> list[Mapping[str, Any]]:
+    """The EXPLAIN documents in a Citus ``Remote Plan`` (a list of lists of them)."""
+    if isinstance(value, dict):
+        return [value] if "Plan" in value else []
+    if isinstance(value, list):
+        return [document for item in value for document in _documents(item)]
+    return []
 
 
 def _worker_lines(kind: str, workers: list[Any]) -> list[str]:
@@ -141,7 +229,7 @@ def _worker_lines(kind: str, workers: list[Any]) -> list[str]:
         if not isinstance(worker, dict):
             continue
         details = {k: v for k, v in worker.items() if k != "Worker Number"}
-        rendered = _details({"Node Type": kind, **details})
+        rendered = _details({"Node Type": kind, **details}, 0)
         if rendered:
             lines.append(f"Worker {worker.get('Worker Number')}:  {rendered[0]}")
             lines += ["  " + line for line in rendered[1:]]

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors, frames
 from toolkit.database import Database, driver_connection
-from toolkit.explore.plan_text import _render_plan
+from toolkit.explore.plan_text import _render_plan, remote_plans
 from toolkit.notebook.interrupt import interruptible
 
 
@@ -52,13 +52,26 @@ class Plan:
         value = self.json.get("Planning Time")
         return None if value is None else float(value)
 
+    @property
+    def task_count(self) -> int | None:
+        """On Citus, the tasks (shard queries) the outermost distributed scan sends to the
+        nodes: 1 for a router query that one distribution value pins to one shard, the
+        shard count for a query that fans out. None for a plan with no Citus scan."""
+        for _, node in self.nodes():
+            job = (node.get("Distributed Query") or {}).get("Job") or {}
+            if "Task Count" in job:
+                return int(job["Task Count"])
+        return None
+
     def nodes(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(depth, node)`` for every plan node, in the order the text shows them."""
+        """``(depth, node)`` for every plan node, in the order the text shows them; under
+        a Citus custom scan, the plans of the tasks it shows (as run on a worker)."""
         stack: list[tuple[int, dict[str, Any]]] = [(0, self.json["Plan"])]
         while stack:
             depth, node = stack.pop()
             yield depth, node
-            stack.extend((depth + 1, child) for child in reversed(node.get("Plans", [])))
+            children = [*remote_plans(node), *node.get("Plans", [])]
+            stack.extend((depth + 1, child) for child in reversed(children))
 
     def to_df(self) -> pd.DataFrame:
         """One row per plan node: depth, node_type, relation, index, startup_cost,
@@ -109,6 +122,11 @@ async def explain(
     rolled back, so explaining an UPDATE or DELETE changes nothing. The statement is
     explained once, as JSON; ``Plan.text`` is rendered from that JSON in psql's layout
     (a second ``EXPLAIN (FORMAT TEXT)`` would run an analyzed statement twice).
+
+    On Citus the text shows the distributed plan as Citus prints it: the custom scan, its
+    task count, and one task's plan on its worker (``SET citus.explain_all_tasks = on``
+    in the session for every task's); ``Plan.task_count`` tells a router query (1 task)
+    from one that fans out to every shard.
     """
     sql, args = frames.sql_and_args(query, params)
     sql = sql.strip().rstrip(";")

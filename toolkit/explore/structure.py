@@ -27,9 +27,18 @@ from toolkit.explore.catalog import (
     _quote_identifier,
     _resolve,
 )
+from toolkit.explore.distribution import (
+    CITUS_COLUMNS,
+    CITUS_TABLES_CTE,
+    NOT_CITUS_OWN,
+    Distribution,
+    citus_installed,
+    distribution_of,
+)
 from toolkit.notebook.interrupt import interruptible
 
 _TABLES_SQL = f"""
+{{with_citus}}
 SELECT n.nspname AS schema,
        c.relname AS name,
        CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view'
@@ -37,12 +46,13 @@ SELECT n.nspname AS schema,
             WHEN 'f' THEN 'foreign table' END AS kind,
        s.estimate AS estimated_rows,
        s.bytes AS total_bytes,
-       pg_catalog.pg_size_pretty(s.bytes) AS total_size
+       pg_catalog.pg_size_pretty(s.bytes) AS total_size{{citus_columns}}
 FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace{{citus_join}}
 CROSS JOIN LATERAL (
     SELECT
-        CASE WHEN c.relkind IN ('r', 'm', 'f') AND c.reltuples >= 0
+        CASE WHEN {{citus_known}} THEN {{citus_estimate}}
+             WHEN c.relkind IN ('r', 'm', 'f') AND c.reltuples >= 0
                  THEN c.reltuples::bigint
              WHEN c.relkind = 'p'
                  THEN (SELECT sum(p.reltuples)::bigint
@@ -50,14 +60,32 @@ CROSS JOIN LATERAL (
                        JOIN pg_catalog.pg_class p ON p.oid = t.relid
                        WHERE t.isleaf AND p.reltuples >= 0)
         END AS estimate,
-        CASE WHEN c.relkind IN ('r', 'm') THEN pg_catalog.pg_total_relation_size(c.oid)
+        CASE WHEN {{citus_known}} THEN {{citus_bytes}}
+             WHEN c.relkind IN ('r', 'm') THEN pg_catalog.pg_total_relation_size(c.oid)
              WHEN c.relkind = 'p'
                  THEN (SELECT sum(pg_catalog.pg_total_relation_size(t.relid))::bigint
                        FROM pg_catalog.pg_partition_tree(c.oid) t)
         END AS bytes
 ) s
-WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND {_USER_SCHEMA}
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND {_USER_SCHEMA} AND {NOT_CITUS_OWN}
 """
+
+_PLAIN = {
+    "with_citus": "",
+    "citus_columns": "",
+    "citus_join": "",
+    "citus_known": "false",
+    "citus_estimate": "NULL",
+    "citus_bytes": "NULL",
+}
+_CITUS = {
+    "with_citus": f"WITH {CITUS_TABLES_CTE}",
+    "citus_columns": "".join(f",\n       ct.{name}" for name in CITUS_COLUMNS),
+    "citus_join": "\nLEFT JOIN citus ct ON ct.relid = c.oid",
+    "citus_known": "ct.relid IS NOT NULL",
+    "citus_estimate": "ct.estimate",
+    "citus_bytes": "ct.bytes",
+}
 
 _SCHEMAS = text(f"""
 SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE {_USER_SCHEMA} ORDER BY 1
@@ -81,8 +109,17 @@ async def tables(
     NULL when never analyzed, and for views), ``total_bytes`` and ``total_size`` (with
     indexes and TOAST, ``pg_total_relation_size``; a partitioned table sums its partitions).
     ``schema=None`` lists every user schema (not ``pg_catalog`` nor ``information_schema``).
+
+    On a Citus coordinator the rows and sizes of distributed and reference tables are
+    their shards', summed (the coordinator holds only an empty shell), four columns say
+    how each is distributed (``citus_table_type``, ``distribution_column``,
+    ``colocation_id``, ``shard_count``; NULL for a table Citus does not manage), and
+    Citus's own views (``citus_tables``, ``citus_schemas``) are left out.
     """
-    sql = _TABLES_SQL
+    with errors.translated():
+        async with _connection(session, database) as conn:
+            citus = await citus_installed(conn)
+    sql = _TABLES_SQL.format_map(_CITUS if citus else _PLAIN)
     params: dict[str, Any] | None = None
     if schema is not None:
         identifiers.checked(schema, "schema name")  # a longer name cannot match: say why
@@ -121,9 +158,14 @@ class TableDescription:
     """One row per index (the primary key's first): name, columns, unique."""
     foreign_keys: pd.DataFrame
     """One row per foreign key: name, columns, references (``table(columns)``)."""
+    distribution: Distribution | None = None
+    """On a Citus coordinator, how the table is spread over the nodes (distribution
+    column, colocation group, shard count); None for a table Citus does not manage."""
 
     def __repr__(self) -> str:
         parts = [f"{self.name} ({self.kind})"]
+        if self.distribution is not None:
+            parts[0] += f"\n{self.distribution}"
         for title, frame in self._sections():
             body = _shown(frame).to_string(index=False, na_rep="") if len(frame) else "(none)"
             parts.append(f"{title}:\n" + _indent(body, "  "))
@@ -131,6 +173,8 @@ class TableDescription:
 
     def _repr_html_(self) -> str:
         html = [f"<h4>{escape(self.name)} <small>({escape(self.kind)})</small></h4>"]
+        if self.distribution is not None:
+            html.append(f"<p>{escape(str(self.distribution))}</p>")
         for title, frame in self._sections():
             html.append(f"<p><b>{escape(title)}</b></p>")
             if len(frame):
@@ -166,7 +210,8 @@ async def describe(
     session: AsyncSession | None = None,
     database: Database | None = None,
 ) -> TableDescription:
-    """Columns, indexes and foreign keys of ``table`` (``"name"`` or ``"schema.name"``).
+    """Columns, indexes and foreign keys of ``table`` (``"name"`` or ``"schema.name"``),
+    and on a Citus coordinator its distribution (``.distribution``).
 
     Types are PostgreSQL's own spelling (``format_type``), also for types SQLAlchemy does
     not know. An unknown name raises ``NoSuchTable`` with the closest existing name.
@@ -176,6 +221,7 @@ async def describe(
             relation = await _resolve(conn, table)
             columns = await _columns(conn, relation)
             info = await conn.run_sync(_constraints, relation.schema, relation.name)
+            distribution = await distribution_of(conn, relation.oid)
     pk, indexes, foreign_keys = info
     pk_columns = set(pk.get("constrained_columns") or ())
     column_frame = pd.DataFrame(
@@ -210,7 +256,9 @@ async def describe(
             "references": pd.Series([_references(f) for f in foreign_keys], dtype="str"),
         }
     )
-    return TableDescription(relation.display, relation.kind, column_frame, index_frame, fk_frame)
+    return TableDescription(
+        relation.display, relation.kind, column_frame, index_frame, fk_frame, distribution
+    )
 
 
 def _constraints(sync: Connection, schema: str, name: str) -> tuple[Any, Any, Any]:

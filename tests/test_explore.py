@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload, selectinload
 
+import toolkit as tk
 from toolkit import errors, explore, frames
 from toolkit.database import Database
 from toolkit.explore import (
@@ -249,6 +250,50 @@ async def test_an_unknown_table_suggests_the_closest_name(odd_db: Database) -> N
         await describe("chidl", database=odd_db)
     with pytest.raises(NoSuchTable, match=r"did you mean 'Odd Schema.Odd View'\?"):
         await sample("odd schema.odd view", database=odd_db)
+
+
+@pytest.mark.parametrize(
+    ("sql", "suggested"),
+    [
+        ("select * from chidl", "child"),
+        ("select c.* from big b join CHILDD c on true", "child"),
+        ('select * from "Odd Schema"."Odd Veiw"', "Odd Schema.Odd View"),
+        ("select * from public.evnets limit :n", "public.events"),
+    ],
+)
+async def test_a_query_on_a_misspelt_table_suggests_the_closest_name(
+    odd_db: Database, sql: str, suggested: str
+) -> None:
+    """tk.df and tk.stream_df say what sample and describe say; the missing name is read
+    from the query at the position the server's error report gives."""
+    for read in (
+        lambda: tk.df(sql, {"n": 1} if ":n" in sql else None, database=odd_db),
+        lambda: _first_chunk(sql, odd_db),
+    ):
+        with pytest.raises(tk.UndefinedTable) as caught:
+            await read()
+
+        assert f"did you mean {suggested!r}? (tk.tables() lists them)" in str(caught.value)
+        assert str(caught.value).startswith("relation ")
+
+
+async def _first_chunk(sql: str, database: Database) -> object:
+    params = {"n": 1} if ":n" in sql else None
+    async for chunk in tk.stream_df(sql, params, database=database):
+        return chunk
+    return None
+
+
+async def test_a_misspelt_column_carries_the_servers_own_suggestion(odd_db: Database) -> None:
+    with pytest.raises(tk.UndefinedColumn, match=r"Perhaps you meant to reference the column"):
+        await tk.df("select nmae from child", database=odd_db)
+
+
+async def test_a_missing_table_with_nothing_close_keeps_the_migrate_advice(
+    odd_db: Database,
+) -> None:
+    with pytest.raises(tk.UndefinedTable, match="run `toolkit migrate`"):
+        await tk.df("select * from zzzzqqqq", database=odd_db)
 
 
 async def test_an_unknown_table_with_nothing_close_lists_the_tables(odd_db: Database) -> None:

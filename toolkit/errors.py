@@ -35,8 +35,10 @@ __all__ = [
     "ToolkitError",
     "UndefinedColumn",
     "UndefinedTable",
+    "driver_error",
     "fault_of",
     "from_dbapi_error",
+    "server_field",
     "sqlstate_of",
     "translated",
 ]
@@ -97,7 +99,8 @@ class DatabaseError(ToolkitError):
 
     sqlstate: str | None = None
     original: BaseException | None = None
-    """The driver's exception, for debugging (not chained, to keep tracebacks short)."""
+    """The exception as SQLAlchemy or the driver raised it (the driver's own is also the
+    ``__cause__``: a script's traceback shows it first, IPython only under ``%tb``)."""
 
     def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
         super().__init__(message)
@@ -209,11 +212,27 @@ def sqlstate_of(exc: BaseException) -> str | None:
 
 
 def _server_message(exc: BaseException) -> str:
-    """The server's own message (first line), without SQLAlchemy's SQL and links."""
+    """The server's own message (first line), without SQLAlchemy's SQL and links, and its
+    HINT where it sent one (``Perhaps you meant to reference the column "users.name".``)."""
+    driver = driver_error(exc)
+    message = str(driver if driver is not None else exc).splitlines()[0]
+    hint = server_field(exc, "hint")
+    return f"{message} ({hint.rstrip('.')})" if hint else message
+
+
+def driver_error(exc: BaseException) -> BaseException | None:
+    """The driver's own exception behind ``exc`` (asyncpg's, with the server's fields)."""
     for current in _chain(exc):
         if getattr(current, "sqlstate", None) and hasattr(current, "as_dict"):
-            return str(current).splitlines()[0]
-    return str(exc).splitlines()[0]
+            return current
+    return None
+
+
+def server_field(exc: BaseException, name: str) -> str | None:
+    """A field of the server's error report (``hint``, ``detail``, ``position``...)."""
+    driver = driver_error(exc)
+    value = getattr(driver, name, None) if driver is not None else None
+    return value if isinstance(value, str) and value else None
 
 
 def from_dbapi_error(exc: BaseException) -> DatabaseError | None:
@@ -249,7 +268,7 @@ def translated() -> Iterator[None]:
                 raise  # not a server error (e.g. a closed connection): keep it as it is
             mapped = DatabaseError(_server_message(exc), sqlstate=code)
             mapped.original = exc
-        raise mapped from None  # the server's message is in it; the driver chain is noise
+        raise mapped from driver_error(exc) or exc  # the driver's own account, for debugging
     except (ValueError, OverflowError) as exc:
         if not _raised_by_decoder(exc):
             raise

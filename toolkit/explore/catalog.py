@@ -9,7 +9,9 @@ are quoted here for the server and for display.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import re
 import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import ARRAY, MetaData, Table, Text, bindparam, text
 from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SAWarning
+from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from toolkit import errors, identifiers
@@ -164,10 +166,7 @@ async def _resolve(conn: AsyncConnection, table: TableName) -> _Relation:
 
 
 def _no_such_table(shown: str, candidates: Sequence[tuple[str, str, bool]]) -> str:
-    # Tables on the search path are offered by their bare name, every table as schema.name.
-    names = [name for _, name, visible in candidates if visible]
-    names += [f"{schema}.{name}" for schema, name, _ in candidates]
-    close = _close_match(shown, names)
+    close = _closest_table(shown, candidates)
     if close is not None:
         return f"no table named {shown!r}; did you mean {close!r}?"
     listed = [name for _, name, visible in candidates if visible]
@@ -176,6 +175,52 @@ def _no_such_table(shown: str, candidates: Sequence[tuple[str, str, bool]]) -> s
         return f"no table named {shown!r} (the database has no tables yet)"
     more = ", ..." if len(listed) > 10 else ""
     return f"no table named {shown!r} (tables: {', '.join(listed[:10])}{more})"
+
+
+@asynccontextmanager
+async def naming_close_tables(
+    sql: str, session: AsyncSession | None, database: Database | None
+) -> AsyncIterator[None]:
+    """Add "did you mean 'users'?" to an ``UndefinedTable`` raised inside, as ``sample``
+    and ``describe`` say it. The missing name is read from ``sql`` at the position the
+    server's error report gives (its ``position`` field), not from the message text."""
+    try:
+        yield
+    except errors.UndefinedTable as exc:
+        missing = _name_at(sql, errors.server_field(exc, "position"))
+        if missing is not None:
+            # best effort: a catalog that cannot be read leaves the error as it is
+            with contextlib.suppress(errors.ToolkitError, DBAPIError):
+                async with _connection(session, database) as conn:
+                    found = await conn.execute(_CANDIDATES)
+                    close = _closest_table(missing, [(r[0], r[1], bool(r[2])) for r in found])
+                if close is not None:
+                    said = exc.args[0].split(" - ", 1)[0]
+                    exc.args = (f"{said} - did you mean {close!r}? (tk.tables() lists them)",)
+        raise
+
+
+_IDENTIFIER = r'(?:"(?:[^"]|"")+"|[^\W\d]\w*)'
+_QUALIFIED = re.compile(rf"{_IDENTIFIER}(?:\s*\.\s*{_IDENTIFIER})?")
+
+
+def _name_at(sql: str, position: str | None) -> str | None:
+    """The (maybe schema-qualified) name starting at a 1-based character ``position``,
+    as PostgreSQL reads it: quoted parts as written, unquoted ones folded to lower case."""
+    if position is None or not position.isdigit():
+        return None
+    found = _QUALIFIED.match(sql, int(position) - 1)
+    if found is None:
+        return None
+    parts = re.findall(_IDENTIFIER, found.group())
+    return ".".join(p[1:-1].replace('""', '"') if p.startswith('"') else p.lower() for p in parts)
+
+
+def _closest_table(shown: str, candidates: Sequence[tuple[str, str, bool]]) -> str | None:
+    # Tables on the search path are offered by their bare name, every table as schema.name.
+    names = [name for _, name, visible in candidates if visible]
+    names += [f"{schema}.{name}" for schema, name, _ in candidates]
+    return _close_match(shown, names)
 
 
 def _close_match(word: str, choices: Sequence[str]) -> str | None:

@@ -25,6 +25,7 @@ from toolkit.database import (
     get_database,
     statement_attempts,
 )
+from toolkit.explore.catalog import naming_close_tables
 from toolkit.frames.copy_in import _qualified, _quote, column_types_of, copy_arrow, target_types
 from toolkit.frames.copy_out import _estimate, _stream_copy, _use_copy
 from toolkit.frames.statements import (
@@ -60,24 +61,27 @@ async def df(
     """
     sql, args = sql_and_args(query, params)
     frame: pd.DataFrame | None = None
-    with errors.translated():
-        for attempt in statement_attempts(session, reads=_reads(sql, database)):
-            with attempt:
-                async with driver_connection(session, database) as raw:
-                    # In a caller's transaction, a savepoint: a failing query is undone
-                    # alone and the session stays usable, its uncommitted work intact.
-                    guard = raw.transaction() if raw.is_in_transaction() else nullcontext()
-                    async with guard:
-                        prepared = await _prepare(raw, sql)
-                        columns = pgtypes.columns_from_attributes(prepared.get_attributes())
-                        _require_rows(columns)
-                        copy = await _use_copy(raw, sql, args, columns)
-                        attempt.sending(raw)
-                        if copy:
-                            frame = await _package._via_copy(raw, sql, args, columns, dtype_backend)
-                        if frame is None:
-                            records = await prepared.fetch(*args)
-                            frame = _from_records(columns, records, dtype_backend)
+    async with naming_close_tables(sql, session, database):
+        with errors.translated():
+            for attempt in statement_attempts(session, reads=_reads(sql, database)):
+                with attempt:
+                    async with driver_connection(session, database) as raw:
+                        # In a caller's transaction, a savepoint: a failing query is undone
+                        # alone and the session stays usable, its uncommitted work intact.
+                        guard = raw.transaction() if raw.is_in_transaction() else nullcontext()
+                        async with guard:
+                            prepared = await _prepare(raw, sql)
+                            columns = pgtypes.columns_from_attributes(prepared.get_attributes())
+                            _require_rows(columns)
+                            copy = await _use_copy(raw, sql, args, columns)
+                            attempt.sending(raw)
+                            if copy:
+                                frame = await _package._via_copy(
+                                    raw, sql, args, columns, dtype_backend
+                                )
+                            if frame is None:
+                                records = await prepared.fetch(*args)
+                                frame = _from_records(columns, records, dtype_backend)
     assert frame is not None  # statement_attempts raises unless an attempt got through
     return frame
 
@@ -110,16 +114,17 @@ async def stream_df(
         raise ValueError("chunk_size must be at least 1")
     sql, args = sql_and_args(query, params)
     show = in_notebook() if progress is None else progress
-    with errors.translated():
-        for attempt in statement_attempts(session, reads=_reads(sql, database)):
-            with attempt:
-                async with driver_connection(session, database) as raw:
-                    chunks = _stream_chunks(
-                        raw, attempt, sql, args, chunk_size, dtype_backend, show
-                    )
-                    async with contextlib.aclosing(chunks):
-                        async for chunk in chunks:
-                            yield chunk
+    async with naming_close_tables(sql, session, database):
+        with errors.translated():
+            for attempt in statement_attempts(session, reads=_reads(sql, database)):
+                with attempt:
+                    async with driver_connection(session, database) as raw:
+                        chunks = _stream_chunks(
+                            raw, attempt, sql, args, chunk_size, dtype_backend, show
+                        )
+                        async with contextlib.aclosing(chunks):
+                            async for chunk in chunks:
+                                yield chunk
 
 
 async def _stream_chunks(
@@ -215,7 +220,7 @@ async def to_table(
     names = [_quote(str(n)) for n in frame.columns]
     with errors.translated():
         async with (
-            driver_connection(session, database, write=True) as raw,
+            driver_connection(session, database, write=True, refuse_on_standby="to_table") as raw,
             raw.transaction(),  # a savepoint inside the caller's transaction
         ):
             exists = await raw.fetchval("SELECT to_regclass($1) IS NOT NULL", target)

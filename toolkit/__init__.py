@@ -43,6 +43,7 @@ from toolkit.explore import (
     NoSuchSchema,
     NoSuchTable,
     Plan,
+    QueryCount,
     TableDescription,
     count_queries,
     describe,
@@ -51,6 +52,7 @@ from toolkit.explore import (
     sample,
     tables,
 )
+from toolkit.execute import execute
 from toolkit.frames import df, stream_df, to_dataframe, to_table
 from toolkit.migrate import downgrade, migrate
 from toolkit.notebook.bridge import run
@@ -93,6 +95,7 @@ __all__ = [
     "Plan",
     "PoolExhausted",
     "QueryCanceled",
+    "QueryCount",
     "QueryInterrupted",
     "QueryTimeout",
     "ReadOnlyViolation",
@@ -110,6 +113,7 @@ __all__ = [
     "describe",
     "df",
     "downgrade",
+    "execute",
     "explain",
     "get_database",
     "get_engine",

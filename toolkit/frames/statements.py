@@ -188,7 +188,8 @@ def _dialect() -> Dialect:
 def _require_rows(columns: Sequence[Column]) -> None:
     if not columns:
         raise errors.ToolkitError(
-            "df() needs a statement that returns rows - use a session's execute() for others"
+            "df() reads rows and this statement returns none - run it with tk.execute(...), "
+            "which gives the number of rows it changed"
         )
 
 

@@ -33,13 +33,16 @@ NOT_CITUS_OWN = """NOT EXISTS (
 
 _INSTALLED = text("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')")
 
-# Each node lists (shard id, reltuples, bytes) of the shard tables it holds.
+# Each node lists (shard id, reltuples, bytes) of the shard tables it holds, in the
+# schemas the user may use (shard_name fails on any other).
 _ON_EACH_NODE = """
 SELECT coalesce(json_agg(json_build_array(
            s.shardid, c.reltuples, pg_catalog.pg_total_relation_size(c.oid))), '[]')
 FROM pg_catalog.pg_dist_shard s
+JOIN pg_catalog.pg_class t ON t.oid = s.logicalrelid
 JOIN pg_catalog.pg_class c
   ON c.oid = pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid))
+WHERE pg_catalog.has_schema_privilege(t.relnamespace, 'USAGE')
 """
 
 CITUS_TABLES_CTE = f"""

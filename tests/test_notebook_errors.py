@@ -60,6 +60,21 @@ FAILING_CELLS = {
         "ConfigurationError",
         "malformed database URL",
     ),
+    "misspelt table": (
+        "frame = await tk.df('select * from usres')",
+        "UndefinedTable",
+        "did you mean 'users'?",
+    ),
+    "unknown revision": (
+        "await tk.migrate('nosuchrev')",
+        "ToolkitError",
+        "no migration revision 'nosuchrev' - known revisions: base, 0001_users",
+    ),
+    "a statement without rows": (
+        "frame = await tk.df('create table never_made (n int)')",
+        "ToolkitError",
+        "run it with tk.execute(...)",
+    ),
     "missing table, through tk.run": (
         "def load():\n    return tk.run(tk.df('select * from usres'))\n\nframe = load()",
         "UndefinedTable",

@@ -34,11 +34,13 @@ from toolkit.errors import (
     QueryInterrupted,
     QueryTimeout,
     ReadOnlyViolation,
+    RecoveryConflict,
     ServerError,
     ToolkitError,
     UndefinedColumn,
     UndefinedTable,
 )
+from toolkit.execute import execute
 from toolkit.explore import (
     NoSuchSchema,
     NoSuchTable,
@@ -52,7 +54,6 @@ from toolkit.explore import (
     sample,
     tables,
 )
-from toolkit.execute import execute
 from toolkit.frames import df, stream_df, to_dataframe, to_table
 from toolkit.migrate import downgrade, migrate
 from toolkit.notebook.bridge import run
@@ -99,6 +100,7 @@ __all__ = [
     "QueryInterrupted",
     "QueryTimeout",
     "ReadOnlyViolation",
+    "RecoveryConflict",
     "ServerError",
     "TableDescription",
     "ToolkitError",

@@ -85,7 +85,9 @@ async def bulk_insert(
     qualified = _format(table) if table is not None else _qualified(name, schema)
     rows = _as_text_if_infinite(table, rows, columns)
     with errors.translated():
-        async with driver_connection(session, database, write=True) as raw:
+        async with driver_connection(
+            session, database, write=True, refuse_on_standby="bulk_insert"
+        ) as raw:
             if not isinstance(rows, pd.DataFrame):
                 try:
                     async with raw.transaction():
@@ -270,7 +272,7 @@ async def _upsert_frame(
     )
     with errors.translated():
         async with (
-            driver_connection(session, database, write=True) as raw,
+            driver_connection(session, database, write=True, refuse_on_standby="upsert") as raw,
             raw.transaction(),
         ):
             # The staging table has the target's column types (domains and lengths
@@ -316,7 +318,9 @@ async def bulk_delete(
     target = _format(table)  # checks the names before anything is sent
     with errors.translated():
         async with (
-            driver_connection(session, database, write=True) as raw,
+            driver_connection(
+                session, database, write=True, refuse_on_standby="bulk_delete"
+            ) as raw,
             raw.transaction(),
         ):
             if isinstance(where, ColumnElement):
@@ -663,7 +667,7 @@ async def _run_batches(
     count = len(arrays[0]) if arrays else 0
     with errors.translated():
         async with (
-            driver_connection(session, database, write=True) as raw,
+            driver_connection(session, database, write=True, refuse_on_standby=what) as raw,
             raw.transaction(),
         ):
             bar = _bar(count, progress, what)

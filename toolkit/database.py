@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import await_, greenlet_spawn
 
-from toolkit import config, errors, probe
+from toolkit import config, errors, probe, standby
 
 __all__ = [
     "Database",
@@ -205,6 +205,7 @@ class Database:
         event.listen(engine.sync_engine, "connect", _end_writes_when_lost)
         _ping_on_checkout(engine)
         _translate_faults(engine, where, self)
+        standby.learn_role(engine.sync_engine)
         return engine
 
     def _forget_closed_loops(self) -> None:
@@ -470,6 +471,7 @@ def _translate_faults(engine: AsyncEngine, where: str, database: Database) -> No
             return  # pre-ping reconnects; CancelledError/KeyboardInterrupt stay as they are
         disconnect = context.is_disconnect and not isinstance(exc, TimeoutError)
         fault = _fault(exc, disconnect=disconnect, where=where, database=database)
+        fault = fault or standby.error_of(exc, engine.sync_engine)
         if fault is not None:
             raise fault from None
 
@@ -568,27 +570,34 @@ def driver_connection(
     database: Database | None = None,
     *,
     write: bool = False,
+    refuse_on_standby: str | None = None,
 ) -> contextlib.AbstractAsyncContextManager[Any]:
     """The asyncpg connection under ``session`` (inside its transaction), else a pooled one.
 
     For COPY and array statements the toolkit talks to asyncpg directly. SQLAlchemy's
     adapter only sends BEGIN when it first executes, so with ``write=True`` it is made to
     begin now: the writes then belong to the session's transaction, and its rollback
-    undoes them, instead of committing on their own.
+    undoes them, instead of committing on their own. ``refuse_on_standby`` names a helper
+    that writes: on a hot standby it is refused before anything is sent (``standby``).
     """
     if session is not None:
-        return _session_driver_connection(session, write)
+        return _session_driver_connection(session, write, refuse_on_standby)
     # A pooled write runs in a transaction the toolkit's helper opened (bulk helpers,
     # to_table), which the loss rolls back; a pooled read wrote nothing (tk.df says
     # more, per statement).
     outcome = "atomic" if write else "read"
-    return _PooledDriverConnection((database or get_database()).engine, outcome)
+    engine = (database or get_database()).engine
+    return _PooledDriverConnection(engine, outcome, refuse_on_standby)
 
 
 @asynccontextmanager
-async def _session_driver_connection(session: AsyncSession, write: bool) -> AsyncIterator[Any]:
+async def _session_driver_connection(
+    session: AsyncSession, write: bool, refuse_on_standby: str | None
+) -> AsyncIterator[Any]:
     conn = await session.connection()
     raw: Any = (await conn.get_raw_connection()).driver_connection
+    if refuse_on_standby is not None:
+        await standby.refuse_writes(raw, conn.engine.sync_engine, refuse_on_standby)
     if write and not raw.is_in_transaction():
         await conn.exec_driver_sql("SELECT 1")
     try:
@@ -612,16 +621,24 @@ class _PooledDriverConnection:
     transaction bookkeeping the raw path does not use: a third of the checkout's cost),
     and a plain class rather than two generator-based context managers."""
 
-    __slots__ = ("_engine", "_outcome", "_pooled")
+    __slots__ = ("_engine", "_outcome", "_pooled", "_refuse_on_standby")
 
-    def __init__(self, engine: AsyncEngine, outcome: str) -> None:
+    def __init__(self, engine: AsyncEngine, outcome: str, refuse_on_standby: str | None) -> None:
         self._engine = engine
         self._outcome = outcome
+        self._refuse_on_standby = refuse_on_standby
         self._pooled: Any = None
 
     async def __aenter__(self) -> Any:
         self._pooled = await self._engine.raw_connection()
-        return self._pooled.driver_connection
+        raw = self._pooled.driver_connection
+        if self._refuse_on_standby is not None:
+            try:
+                await standby.refuse_writes(raw, self._engine.sync_engine, self._refuse_on_standby)
+            except BaseException:
+                await _give_back(self._engine, self._pooled)
+                raise
+        return raw
 
     async def __aexit__(
         self,
@@ -701,7 +718,8 @@ async def _fault_named(
     owner = _owners.get(engine.sync_engine)
     where = config.server_address(engine.url)
     database = owner() if owner is not None else None
-    return _fault(exc, disconnect=lost, where=where, database=database, outcome=outcome)
+    fault = _fault(exc, disconnect=lost, where=where, database=database, outcome=outcome)
+    return fault or standby.error_of(exc, engine.sync_engine)
 
 
 def _is_plain_error(exc: BaseException) -> bool:

@@ -24,6 +24,7 @@ from toolkit.migrate import current_revision, known_revisions, migrate
 from toolkit.models import Base, Comment, Post, Tag, User
 from toolkit.notebook.interrupt import interruptible
 from toolkit.notebook.progress import progress_bar
+from toolkit.standby import refuse_writes, refuse_writes_on
 
 __all__ = ["DemoCounts", "reset_demo", "seed_demo"]
 
@@ -240,6 +241,8 @@ async def reset_demo(
             f"revision {revision or 'none'} - run `toolkit migrate` (or `await tk.migrate()`) "
             "first if it is meant to hold the demo data"
         )
+    async with db.engine.connect() as conn:  # a hot standby: refused before the migration
+        await refuse_writes_on(conn, "reset_demo")
     await migrate(database=db)
     tables = ", ".join(quote(t.name, "table") for t in Base.metadata.sorted_tables)
     try:
@@ -277,6 +280,7 @@ async def _seed(
     conn = await session.connection()
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
+    await refuse_writes(raw, conn.engine.sync_engine, "seed_demo")
 
     n_posts = n_users * posts_per_user
     n_comments = n_posts * comments_per_post

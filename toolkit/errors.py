@@ -31,6 +31,7 @@ __all__ = [
     "QueryInterrupted",
     "QueryTimeout",
     "ReadOnlyViolation",
+    "RecoveryConflict",
     "ServerError",
     "ToolkitError",
     "UndefinedColumn",
@@ -137,7 +138,14 @@ class QueryTimeout(QueryCanceled):
 
 
 class ReadOnlyViolation(DatabaseError):
-    """A write was attempted in a read-only transaction (SQLSTATE 25006)."""
+    """A write was attempted in a read-only transaction (SQLSTATE 25006), or on a hot
+    standby (refused before anything was sent)."""
+
+
+class RecoveryConflict(DatabaseError):
+    """A hot standby cancelled the query: replaying its primary's changes needed what the
+    query was using (SQLSTATE 40001 on a standby). Nothing was written; running it again
+    usually works. ``toolkit.standby`` maps it, knowing the server's role."""
 
 
 class PermissionDenied(DatabaseError):

@@ -18,7 +18,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
-from toolkit import errors
+from toolkit import errors, standby
 from toolkit.database import Database, get_database
 from toolkit.notebook.interrupt import interruptible
 
@@ -46,13 +46,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
 @interruptible
 async def migrate(revision: str = "head", *, database: Database | None = None) -> str | None:
     """Upgrade the database to ``revision``; returns the revision it is at afterwards."""
-    return await _run(command.upgrade, revision, database)
+    return await _run(command.upgrade, revision, database, "migrate")
 
 
 @interruptible
 async def downgrade(revision: str, *, database: Database | None = None) -> str | None:
     """Downgrade the database to ``revision`` (``"base"`` removes every table)."""
-    return await _run(command.downgrade, revision, database)
+    return await _run(command.downgrade, revision, database, "downgrade")
 
 
 async def current_revision(*, database: Database | None = None) -> str | None:
@@ -83,7 +83,7 @@ def _revision_refused(revision: str, exc: Exception) -> errors.ToolkitError:
     )
 
 
-async def _run(step: Any, revision: str, database: Database | None) -> str | None:
+async def _run(step: Any, revision: str, database: Database | None, what: str) -> str | None:
     def work(sync_conn: Connection) -> str | None:
         try:
             step(alembic_config(sync_conn), revision)
@@ -93,6 +93,7 @@ async def _run(step: Any, revision: str, database: Database | None) -> str | Non
 
     with errors.translated():  # a failed step: the server's message, as a DatabaseError
         async with (database or get_database()).engine.connect() as conn:
+            await standby.refuse_writes_on(conn, f"{what} to {revision!r}")
             result: str | None = await conn.run_sync(work)
             await conn.commit()
             return result

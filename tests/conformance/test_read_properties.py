@@ -16,7 +16,6 @@ import math
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -25,6 +24,7 @@ from hypothesis import strategies as st
 from psycopg.types.json import Json, Jsonb
 
 from tests.conformance.conftest import NULLABLE_PATHS, Raised, Reader, normalise
+from tests.conformance.strategies import JSON, TEXT, ZONES, numeric
 from toolkit.database import Database
 
 EXAMPLES = 40
@@ -43,37 +43,7 @@ BUDGET = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, databa
 
 T = TypeVar("T")
 
-_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
 _FIRST, _LAST = dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30, 23, 59, 59, 999999)
-_ZONES = [
-    dt.UTC,
-    ZoneInfo("America/New_York"),
-    ZoneInfo("Asia/Kathmandu"),
-    ZoneInfo("Pacific/Chatham"),
-]
-_JSON_LEAF = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | _TEXT
-)
-_JSON = st.recursive(
-    _JSON_LEAF,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
-    max_leaves=12,
-)
-
-
-def _numeric() -> st.SearchStrategy[Decimal]:
-    """Exact decimals: up to 60 digits, up to 60 places, NaN and +-Infinity now and then."""
-    finite = st.builds(
-        lambda digits, places: Decimal(digits).scaleb(-places),
-        st.integers(min_value=-(10**60), max_value=10**60),
-        st.integers(min_value=0, max_value=60),
-    )
-    special = st.sampled_from([Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")])
-    return st.one_of(finite, finite, finite, special)
 
 
 _NAN = float("nan")
@@ -83,25 +53,25 @@ EDGES: dict[str, list[Any]] = {
     "float8": [_NAN, math.inf, -math.inf, -0.0, 5e-324, 1.7976931348623157e308, None],
     "float4": [_NAN, math.inf, -0.0, 1.401298464324817e-45, 3.4028234663852886e38, None],
     "timestamp": [_FIRST, _LAST, dt.datetime(1970, 1, 1), None],
-    "timestamptz": [_FIRST.replace(tzinfo=_ZONES[3]), _LAST.replace(tzinfo=dt.UTC), None],
+    "timestamptz": [_FIRST.replace(tzinfo=ZONES[3]), _LAST.replace(tzinfo=dt.UTC), None],
     "json": ["42", 2**100, 1e300, -0.0, {"a": [None, True]}, [], None],
     "jsonb": ["42", 2**100, 1e300, -0.0, {"a": [None, True]}, [], None],
 }
 """One explicit example per property: the edges a small budget may not reach."""
 
 PROPERTIES: dict[str, tuple[str, st.SearchStrategy[Any], Callable[[Any], Any]]] = {
-    "text": ("text", _TEXT, lambda v: v),
-    "numeric": ("numeric", _numeric(), lambda v: v),
+    "text": ("text", TEXT, lambda v: v),
+    "numeric": ("numeric", numeric(), lambda v: v),
     "float8": ("float8", st.floats(), lambda v: v),
     "float4": ("float4", st.floats(width=32), lambda v: v),  # float32 values: stored exactly
     "timestamp": ("timestamp", st.datetimes(_FIRST, _LAST), lambda v: v),
     "timestamptz": (
         "timestamptz",
-        st.datetimes(_FIRST, _LAST, timezones=st.sampled_from(_ZONES)),
+        st.datetimes(_FIRST, _LAST, timezones=st.sampled_from(ZONES)),
         lambda v: v,
     ),
-    "json": ("json", _JSON, Json),
-    "jsonb": ("jsonb", _JSON.filter(lambda v: "\x00" not in repr(v)), Jsonb),
+    "json": ("json", JSON, Json),
+    "jsonb": ("jsonb", JSON.filter(lambda v: "\x00" not in repr(v)), Jsonb),
 }
 """name: (SQL type, values, how psycopg binds one)."""
 
@@ -181,11 +151,11 @@ def _as_read_on(path: str, value: Any) -> Any:
 
 
 BOUND: dict[str, tuple[str, st.SearchStrategy[Any]]] = {
-    "text": ("text", _TEXT),
-    "numeric": ("numeric", _numeric()),
+    "text": ("text", TEXT),
+    "numeric": ("numeric", numeric()),
     "float8": ("float8", st.floats()),
     "int8": ("int8", st.integers(min_value=-(2**63), max_value=2**63 - 1)),
-    "timestamptz": ("timestamptz", st.datetimes(_FIRST, _LAST, timezones=st.sampled_from(_ZONES))),
+    "timestamptz": ("timestamptz", st.datetimes(_FIRST, _LAST, timezones=st.sampled_from(ZONES))),
 }
 """Values bound as ``tk.df`` parameters (COPY cannot take bind values: asyncpg has the
 server quote them into the statement)."""

@@ -17,7 +17,6 @@ import math
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import psycopg
@@ -28,6 +27,7 @@ from sqlalchemy import Column, Integer, MetaData, Table
 
 import toolkit as tk
 from tests.conformance.conftest import normalise
+from tests.conformance.strategies import JSON, TEXT, ZONES, numeric
 from toolkit.database import Database
 
 EXAMPLES = 25
@@ -37,28 +37,7 @@ HELPERS = ("bulk_insert", "to_table", "upsert")
 
 T = TypeVar("T")
 
-_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
 _FIRST, _LAST = dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
-_ZONES = [dt.UTC, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kathmandu")]
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | _TEXT,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
-    max_leaves=12,
-)
-
-
-def _numeric() -> st.SearchStrategy[Decimal]:
-    finite = st.builds(
-        lambda digits, places: Decimal(digits).scaleb(-places),
-        st.integers(min_value=-(10**60), max_value=10**60),
-        st.integers(min_value=0, max_value=60),
-    )
-    special = st.sampled_from([Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")])
-    return st.one_of(finite, finite, finite, special)
 
 
 def _json_value(value: Any) -> Any:
@@ -75,9 +54,9 @@ def _missing_nan(values: list[Any]) -> list[Any]:
 Property = tuple[str, st.SearchStrategy[Any], Callable[[list[Any]], Any], Callable[[Any], Any]]
 
 PROPERTIES: dict[str, Property] = {
-    "string[pyarrow]": ("text", _TEXT, lambda v: pd.array(v, dtype="string[pyarrow]"), normalise),
-    "object-str": ("text", _TEXT, lambda v: pd.Series(v, dtype=object), normalise),
-    "Decimal": ("numeric", _numeric(), lambda v: pd.Series(v, dtype=object), normalise),
+    "string[pyarrow]": ("text", TEXT, lambda v: pd.array(v, dtype="string[pyarrow]"), normalise),
+    "object-str": ("text", TEXT, lambda v: pd.Series(v, dtype=object), normalise),
+    "Decimal": ("numeric", numeric(), lambda v: pd.Series(v, dtype=object), normalise),
     "float64": (
         "float8",
         st.floats(),
@@ -99,7 +78,7 @@ PROPERTIES: dict[str, Property] = {
     "aware-objects": (
         "timestamptz",
         st.datetimes(
-            dt.datetime(2, 1, 1), dt.datetime(9998, 12, 31), timezones=st.sampled_from(_ZONES)
+            dt.datetime(2, 1, 1), dt.datetime(9998, 12, 31), timezones=st.sampled_from(ZONES[:3])
         ),
         lambda v: pd.Series(v, dtype=object),
         normalise,
@@ -110,10 +89,10 @@ PROPERTIES: dict[str, Property] = {
         lambda v: pd.Series(v, dtype=object),
         normalise,
     ),
-    "json": ("json", _JSON, lambda v: pd.Series(v, dtype=object), normalise),
+    "json": ("json", JSON, lambda v: pd.Series(v, dtype=object), normalise),
     "jsonb": (
         "jsonb",
-        _JSON.filter(lambda v: "\x00" not in repr(v)),
+        JSON.filter(lambda v: "\x00" not in repr(v)),
         lambda v: pd.Series(v, dtype=object),
         lambda values: [None if v is None else _json_value(v) for v in values],
     ),
@@ -127,7 +106,7 @@ EDGES: dict[str, list[Any]] = {
     "float64": [math.nan, math.inf, -math.inf, -0.0, 5e-324, 1.7976931348623157e308, None],
     "datetime64[us]": [_FIRST, _LAST, dt.datetime(1970, 1, 1), None],
     "datetime64[us, UTC]": [_FIRST.replace(tzinfo=dt.UTC), _LAST.replace(tzinfo=dt.UTC), None],
-    "aware-objects": [dt.datetime(2, 1, 1, tzinfo=_ZONES[2]), None],
+    "aware-objects": [dt.datetime(2, 1, 1, tzinfo=ZONES[:3][2]), None],
     "timedelta-objects": [dt.timedelta.max, dt.timedelta.min, dt.timedelta(microseconds=-1), None],
     "json": ["42", "", 2**100, 1e300, -0.0, {"a": [None, True]}, [], None],
     "jsonb": ["42", "", 2**100, 1e300, -0.0, 1e16, {"a": [None, True]}, [], None],

@@ -184,22 +184,7 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
                 ".dt.tz_convert('UTC').dt.tz_localize(None)",
             )
     naive = series.dt.tz_convert(None) if aware else series
-    values = naive.to_numpy()
-    unit = np.datetime_data(values.dtype)[0]
-    missing = np.isnat(values)
-    ticks = values.view("i8")
-    if unit == "ns":
-        at = _first((ticks % 1_000 != 0) & ~missing)
-        if at is not None:
-            raise _refused(
-                name,
-                at,
-                index,
-                target,
-                f"{series.iloc[at]} has nanoseconds; PostgreSQL keeps microseconds",
-                "round them first (.dt.round('us') or .dt.floor('us'))",
-            )
-    micros = np.where(missing, 0, ticks // 1_000 if unit == "ns" else ticks * _US[unit])
+    micros, missing = _microseconds(series, naive.to_numpy(), name, target, index, "PostgreSQL")
     if base == "date":
         at = _first((micros % _DAY != 0) & ~missing)
         if at is not None:
@@ -227,12 +212,11 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
     return pa.array(micros, pa.timestamp("us", tz="UTC" if keep else None), mask=missing)
 
 
-_YEAR_ONE = -62_135_596_800_000_000
-"""0001-01-01 00:00:00 in microseconds since 1970."""
-
-
-def _timedeltas(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
-    values = series.to_numpy()
+def _microseconds(
+    series: pd.Series, values: Any, name: str, target: Target | None, index: pd.Index, keeper: str
+) -> tuple[Any, Any]:
+    """datetime64/timedelta64 ``values`` as whole microseconds, and their NULL mask; a value
+    with nanoseconds is refused (``keeper`` keeps microseconds only)."""
     unit = np.datetime_data(values.dtype)[0]
     missing = np.isnat(values)
     ticks = values.view("i8")
@@ -244,10 +228,18 @@ def _timedeltas(series: pd.Series, name: str, target: Target | None, index: pd.I
                 at,
                 index,
                 target,
-                f"{series.iloc[at]} has nanoseconds; an interval keeps microseconds",
-                "round them first (.dt.round('us'))",
+                f"{series.iloc[at]} has nanoseconds; {keeper} keeps microseconds",
+                "round them first (.dt.round('us') or .dt.floor('us'))",
             )
-    micros = np.where(missing, 0, ticks // 1_000 if unit == "ns" else ticks * _US[unit])
+    return np.where(missing, 0, ticks // 1_000 if unit == "ns" else ticks * _US[unit]), missing
+
+
+_YEAR_ONE = -62_135_596_800_000_000
+"""0001-01-01 00:00:00 in microseconds since 1970."""
+
+
+def _timedeltas(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
+    micros, missing = _microseconds(series, series.to_numpy(), name, target, index, "an interval")
     days, rest = np.divmod(micros, _DAY)
     # Days in the interval's day field, the rest in its time field, as asyncpg's binary
     # encoder sends a timedelta; a bare number would be read as seconds: name the units.

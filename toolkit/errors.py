@@ -224,6 +224,9 @@ def _server_message(exc: BaseException) -> str:
     HINT where it sent one (``Perhaps you meant to reference the column "users.name".``)."""
     driver = driver_error(exc)
     message = str(driver if driver is not None else exc).splitlines()[0]
+    detail = server_field(exc, "detail")
+    if detail and sqlstate_of(exc) == "0A000":  # a refusal (Citus's): its DETAIL says why
+        message = f"{message}: {detail.rstrip('.')}"
     hint = server_field(exc, "hint")
     return f"{message} ({hint.rstrip('.')})" if hint else message
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from toolkit import __version__, server
-from toolkit.config import mask_url, server_address
+from toolkit.config import Settings, mask_url, server_address
 from toolkit.database import Database
 from toolkit.demo import reset_demo, seed_demo
 from toolkit.errors import ToolkitError
@@ -75,7 +75,11 @@ def parser() -> argparse.ArgumentParser:
     for action, summary in (
         ("start", "start the embedded server (initialised on first start); print its URL"),
         ("stop", "stop the embedded server"),
-        ("status", "say whether the embedded server runs (exit status 3 when not)"),
+        (
+            "status",
+            "say whether the embedded server runs (exit status 3 when not) and what server it "
+            "is; with a database URL configured, that database's server",
+        ),
         ("url", "print the running embedded server's URL (exit status 3 when not running)"),
     ):
         sub = actions.add_parser(
@@ -155,15 +159,38 @@ def _db(args: argparse.Namespace) -> int:
     elif args.action == "stop":
         print("stopped" if server.stop() else f"not running: {server.status().describe()}")
     elif args.action == "status":
-        state = server.status()
-        print(state.describe())
-        return 0 if state.running else 3  # 3: "not running", as pg_ctl status
+        return _status()
     else:
         current = server.url()
         if current is None:
             print(f"not running: {server.status().describe()}", file=sys.stderr)
             return 3
         print(current.render_as_string(hide_password=False))
+    return 0
+
+
+def _status() -> int:
+    """The embedded server's state - or, with a database URL configured, that database -
+    and what the server is (version, standby or primary, Citus, a pooler)."""
+    settings = Settings.from_env()
+    if settings.database_url is None:
+        state = server.status()
+        print(state.describe())
+        if not state.running:
+            return 3  # 3: "not running", as pg_ctl status
+    else:
+        print(f"configured: {mask_url(settings.database_url)} (from {settings.url_source})")
+    database = Database()
+
+    async def described() -> str:
+        return (await database.server()).describe()
+
+    try:
+        shown = run(_with(database, described()))
+    except ToolkitError as exc:
+        print(f"server: not reachable - {exc}")
+        return 3
+    print(f"server: {shown}")
     return 0
 
 

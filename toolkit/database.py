@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import select
 import socket
@@ -38,7 +39,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import await_, greenlet_spawn
 
-from toolkit import config, errors, probe, standby
+from toolkit import config, errors, probe, server_facts, standby
+from toolkit.server_facts import ServerFacts
 
 __all__ = [
     "Database",
@@ -63,6 +65,13 @@ class Database:
     cancel long statements; ``command_timeout`` (seconds) makes the client give up on a
     statement (or a server that stopped answering) and cancel it. ``pool_timeout`` is how
     long a call waits for a free pooled connection. ``async with db:`` disposes the engine.
+
+    ``pooler="transaction"`` says a pooler in transaction mode (PgBouncer's
+    ``pool_mode = transaction``, most managed services' pooled endpoints) stands between:
+    nothing then stays prepared or set on a server connection from one transaction to
+    the next. Without it the first connection detects one where it can (see
+    ``toolkit.server_facts``); ``pooler="none"`` skips that. ``server_facts`` and
+    ``await db.server()`` say what the first connection learned about the server.
     """
 
     def __init__(
@@ -77,7 +86,12 @@ class Database:
         pool_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         command_timeout: float | None = None,
+        pooler: str | None = None,
     ) -> None:
+        if pooler is not None and pooler not in server_facts.POOLERS:
+            raise ValueError(
+                f"pooler must be None (detect), 'transaction' or 'none', not {pooler!r}"
+            )
         self._given_url = url
         self._url: URL | None = None
         self._url_source = "the URL you passed"
@@ -91,6 +105,8 @@ class Database:
         self.pool_timeout = pool_timeout
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
+        self.pooler = pooler
+        self._facts: ServerFacts | None = None
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
             weakref.WeakKeyDictionary()
         )
@@ -121,7 +137,23 @@ class Database:
                 shown = f"<from {settings.url_source}: {config.mask_url(settings.database_url)}>"
             else:
                 shown = "<embedded server, started on first use>"
-        return f"Database({shown}, read_only={self.read_only})"
+        facts = f", server={self._facts.describe()!r}" if self._facts is not None else ""
+        pooler = f", pooler={self.pooler!r}" if self.pooler is not None else ""
+        return f"Database({shown}, read_only={self.read_only}{pooler}{facts})"
+
+    @property
+    def server_facts(self) -> ServerFacts | None:
+        """What the first connection learned about the server; None before it (no I/O)."""
+        return self._facts
+
+    async def server(self) -> ServerFacts:
+        """The server's facts (``server_facts``), connecting first when none was made."""
+        state = _states[self.engine.sync_engine]
+        if state.facts is None:
+            async with driver_connection(database=self) as raw:
+                if state.facts is None:  # the first connect could not learn them
+                    state.facts = self._facts = await server_facts.learn(raw)
+        return state.facts
 
     # Engines --------------------------------------------------------------------
 
@@ -200,8 +232,9 @@ class Database:
         )
         _owners[engine.sync_engine] = weakref.ref(self)
         where = config.server_address(url)
-        _translate_connect_errors(engine, where, self._url_source)
-        event.listen(engine.sync_engine, "connect", _watch_for_lost_clients)
+        state = _states[engine.sync_engine] = _ServerState(self)
+        _translate_connect_errors(engine, where, self._url_source, state)
+        _set_per_connection(engine, state)
         event.listen(engine.sync_engine, "connect", _end_writes_when_lost)
         _ping_on_checkout(engine)
         _translate_faults(engine, where, self)
@@ -277,14 +310,16 @@ def _resolve_url() -> tuple[URL, str]:
     return server.start(settings.data_dir), "the embedded server"
 
 
-def _translate_connect_errors(engine: AsyncEngine, where: str, source: str) -> None:
+def _translate_connect_errors(
+    engine: AsyncEngine, where: str, source: str, state: _ServerState
+) -> None:
     """Turn driver/OS connect failures into one ConnectionFailed naming the server (the
     driver's exception is its ``__cause__``)."""
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _connect(dialect: Dialect, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
         try:
-            return dialect.connect(*cargs, **cparams)
+            return _connect_knowing(state, dialect, cargs, cparams)
         except Exception as exc:
             given = cparams.get("password") is not None or bool(os.environ.get("PGPASSWORD"))
             peer = await_(_peer(exc, cparams))
@@ -318,6 +353,173 @@ def _cancellation_behind(exc: BaseException) -> BaseException | None:
             return current
         seen.add(id(current))
         current = current.__context__
+    return None
+
+
+class _ServerState:
+    """Per engine: what its first connection learned, and whether a transaction-mode
+    pooler is between (None: no connection made yet)."""
+
+    __slots__ = ("facts", "lock", "owner", "pooled", "pooler", "read_only", "statement_timeout")
+
+    def __init__(self, database: Database) -> None:
+        self.owner = weakref.ref(database)  # the Database holds the engine that holds this
+        self.pooler = database.pooler
+        self.read_only = database.read_only
+        self.statement_timeout = database.statement_timeout
+        self.facts: ServerFacts | None = None
+        self.pooled: bool | None = None
+        self.lock = asyncio.Lock()
+
+
+_states: weakref.WeakKeyDictionary[Engine, _ServerState] = weakref.WeakKeyDictionary()
+
+_SESSION_SETTINGS = ("statement_timeout", "default_transaction_read_only")
+"""Startup settings that a pooler would refuse, or leave on its server connection for
+other clients: behind one they are set per transaction instead."""
+
+
+def _connect_knowing(state: _ServerState, dialect: Dialect, cargs: Any, cparams: Any) -> Any:
+    """Connect as the server in front of us needs; the engine's first connection
+    learns that first (one at a time: the others wait for it)."""
+    if state.pooled is None:
+        await_(state.lock.acquire())
+        try:
+            if state.pooled is None:
+                return _first_connection(state, dialect, cargs, cparams)
+        finally:
+            state.lock.release()
+    return dialect.connect(*cargs, **_params(cparams, state.pooled))
+
+
+def _params(cparams: dict[str, Any], pooled: bool, *, settings: bool = True) -> dict[str, Any]:
+    """Connect parameters; behind a transaction-mode pooler nothing prepared stays on a
+    server connection: asyncpg's and SQLAlchemy's statement caches are off and every
+    statement is the unnamed one (asyncpg parses it again with its execution)."""
+    if not pooled and settings:
+        return cparams
+    params = dict(cparams)
+    params["server_settings"] = {
+        name: value
+        for name, value in (cparams.get("server_settings") or {}).items()
+        if name not in _SESSION_SETTINGS
+    }
+    if pooled:
+        params["statement_cache_size"] = 0
+        params["prepared_statement_cache_size"] = 0
+        params["prepared_statement_name_func"] = _unnamed
+    return params
+
+
+def _unnamed() -> str:
+    return ""
+
+
+def _first_connection(state: _ServerState, dialect: Dialect, cargs: Any, cparams: Any) -> Any:
+    given = state.pooler
+    pooled = given == "transaction"
+    # Until the pooler question is answered: no startup settings a pooler refuses.
+    connection = dialect.connect(*cargs, **_params(cparams, pooled, settings=False))
+    raw = connection.driver_connection
+    try:
+        look = await_(server_facts.first_look(raw))
+    except PostgresError:  # a server without these functions: facts unknown
+        look = None
+    if look is not None and given is None and look.go_between:
+        other = dialect.connect(*cargs, **_params(cparams, False, settings=False))
+        try:
+            pooled = await_(
+                server_facts.transaction_pooled(raw, other.driver_connection, look.backend)
+            )
+        finally:
+            other.close()
+    if look is not None:
+        source = ("detected" if given is None else "pooler= option") if pooled else None
+        facts = dataclasses.replace(
+            look.facts, pooler="transaction" if pooled else None, pooler_source=source
+        )
+        state.facts = facts
+        owner = state.owner()
+        if owner is not None:
+            owner._facts = facts
+    state.pooled = pooled
+    if pooled and given is None:  # detected on a connection made with the caches on
+        connection.close()
+        return dialect.connect(*cargs, **_params(cparams, True))
+    if not pooled:  # the settings held back, for this connection's session
+        held = {
+            name: value
+            for name, value in (cparams.get("server_settings") or {}).items()
+            if name in _SESSION_SETTINGS
+        }
+        if held:
+            await_(
+                raw.execute("; ".join(f"SET {name} = '{value}'" for name, value in held.items()))
+            )
+    return connection
+
+
+def _set_per_connection(engine: AsyncEngine, state: _ServerState) -> None:
+    """Settings the toolkit makes per connection - or, behind a transaction-mode pooler,
+    per transaction, as a SET there would stay on the server connection for whichever
+    client gets it next (and not follow this client to its next one)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connected(dbapi_connection: Any, record: Any) -> None:
+        if not state.pooled:
+            _watch_for_lost_clients(dbapi_connection, record)
+        elif state.read_only:
+            dbapi_connection.readonly = True  # SQLAlchemy's adapter: BEGIN READ ONLY
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begun(conn: Any) -> None:
+        timeout = _local_timeout(state)
+        if timeout is not None:  # the adapter sends its BEGIN with this first statement
+            cursor = conn.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute(timeout)
+            finally:
+                cursor.close()
+
+
+def _local_timeout(state: _ServerState) -> str | None:
+    """``SET LOCAL statement_timeout`` behind a transaction-mode pooler, if one is set."""
+    seconds = state.statement_timeout
+    if not state.pooled or seconds is None:
+        return None
+    return f"SET LOCAL statement_timeout = {int(seconds * 1000)}"
+
+
+async def _begin_behind_pooler(raw: Any, engine: AsyncEngine) -> Any:
+    """Behind a transaction-mode pooler, the raw path's read-only or statement timeout
+    hold for one transaction around the helper's statements; None when nothing needs it."""
+    state = _states.get(engine.sync_engine)
+    if state is None or not state.pooled:
+        return None
+    timeout = _local_timeout(state)
+    if timeout is None and not state.read_only:
+        return None
+    transaction = raw.transaction(readonly=state.read_only)
+    await transaction.start()
+    if timeout is not None:
+        await raw.execute(timeout)
+    return transaction
+
+
+async def _end(transaction: Any, raw: Any, exc: BaseException | None) -> BaseException | None:
+    """End ``_begin_behind_pooler``'s transaction: commit after success (returning the
+    commit's failure), else roll back what a server error left (a cancellation or a lost
+    connection invalidates the connection instead)."""
+    if transaction is None:
+        return None
+    if exc is None:
+        try:
+            await transaction.commit()
+        except Exception as failed:
+            return failed
+    elif isinstance(exc, Exception) and not raw.is_closed():
+        with contextlib.suppress(Exception):
+            await transaction.rollback()
     return None
 
 
@@ -621,13 +823,14 @@ class _PooledDriverConnection:
     transaction bookkeeping the raw path does not use: a third of the checkout's cost),
     and a plain class rather than two generator-based context managers."""
 
-    __slots__ = ("_engine", "_outcome", "_pooled", "_refuse_on_standby")
+    __slots__ = ("_engine", "_outcome", "_pooled", "_refuse_on_standby", "_transaction")
 
     def __init__(self, engine: AsyncEngine, outcome: str, refuse_on_standby: str | None) -> None:
         self._engine = engine
         self._outcome = outcome
         self._refuse_on_standby = refuse_on_standby
         self._pooled: Any = None
+        self._transaction: Any = None
 
     async def __aenter__(self) -> Any:
         self._pooled = await self._engine.raw_connection()
@@ -638,6 +841,12 @@ class _PooledDriverConnection:
             except BaseException:
                 await _give_back(self._engine, self._pooled)
                 raise
+        try:
+            self._transaction = await _begin_behind_pooler(raw, self._engine)
+        except BaseException:
+            await greenlet_spawn(self._pooled.invalidate)
+            await _give_back(self._engine, self._pooled)
+            raise
         return raw
 
     async def __aexit__(
@@ -648,6 +857,8 @@ class _PooledDriverConnection:
     ) -> None:
         pooled, engine = self._pooled, self._engine
         try:
+            failed = await _end(self._transaction, pooled.driver_connection, exc)
+            exc = failed or exc
             if exc is not None:
 
                 async def invalidate() -> None:
@@ -660,6 +871,8 @@ class _PooledDriverConnection:
                 )
                 if fault is not None:
                     raise fault from None
+                if failed is not None:
+                    raise failed
         finally:
             await _give_back(engine, pooled)
 

@@ -175,6 +175,8 @@ async def test_a_write_statement_the_standby_rejects_names_the_standby(
     assert "cannot execute INSERT in a read-only transaction" in message
     for words in _STANDBY_WORDS:
         assert words in message
+    with pytest.raises(tk.ReadOnlyViolation, match="read-only hot standby"):
+        await tk.execute("UPDATE tags SET name = name", database=standby_db)
     async with standby_db.session() as s:
         with pytest.raises(tk.ReadOnlyViolation, match="read-only hot standby"):
             await s.execute(text("UPDATE tags SET name = name"))

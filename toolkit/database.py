@@ -238,7 +238,9 @@ class Database:
         event.listen(engine.sync_engine, "connect", _end_writes_when_lost)
         _ping_on_checkout(engine)
         _translate_faults(engine, where, self)
-        standby.learn_role(engine.sync_engine)
+        standby.follow_facts(
+            engine.sync_engine, lambda: None if state.facts is None else state.facts.standby
+        )
         return engine
 
     def _forget_closed_loops(self) -> None:

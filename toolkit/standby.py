@@ -9,27 +9,30 @@ that still needs what a change removes: SQLSTATE 40001, which on a primary means
 serialization failure instead - so the mapping goes by the code *and* the server's role,
 never by the message text.
 
-The role is learned once per engine, on its first connection. A standby can be promoted
-while the engine lives, so a write refused on that knowledge asks the server again first
-(one round trip, on the refusal path only): a promoted standby takes writes at once, and
-a write to a primary costs nothing extra.
+The role comes from the server facts its first connection learned (once per engine,
+``toolkit.server_facts``). A standby can be promoted while the engine lives, so a write
+refused on that knowledge asks the server again first (one round trip, on the refusal
+path only): a promoted standby takes writes at once, and a write to a primary costs
+nothing extra. Where the facts are unknown, each write asks.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolkit import errors
 
-__all__ = ["error_of", "learn_role", "refuse_writes", "refuse_writes_on"]
+__all__ = ["error_of", "follow_facts", "refuse_writes", "refuse_writes_on"]
 
-_in_recovery: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
-"""Per engine, whether its server was a standby when last asked."""
+_told: weakref.WeakKeyDictionary[Engine, Callable[[], bool | None]] = weakref.WeakKeyDictionary()
+"""Per engine, what the server facts its first connection learned say (None: unknown)."""
+_asked: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+"""Per engine, what the server answered when asked again since (a promotion shows here)."""
 
 _PRIMARY_ADVICE = (
     "point TOOLKIT_DATABASE_URL (or tk.connect(...)) at the primary to write, "
@@ -37,16 +40,18 @@ _PRIMARY_ADVICE = (
 )
 
 
-def learn_role(engine: Engine) -> None:
-    """Ask the server whether it is a standby on ``engine``'s first connection."""
+def follow_facts(engine: Engine, standby: Callable[[], bool | None]) -> None:
+    """Take ``engine``'s role from its server facts (``toolkit.server_facts``, learned on
+    its first connection): ``standby()`` says whether the server is a standby, or None
+    when the facts are not known."""
+    _told[engine] = standby
 
-    def first_connect(dbapi_connection: Any, record: Any) -> None:
-        from sqlalchemy.util import await_
 
-        raw = dbapi_connection.driver_connection
-        _in_recovery[engine] = bool(await_(raw.fetchval(_ASK)))
-
-    event.listen(engine, "first_connect", first_connect)
+def _standby(engine: Engine) -> bool | None:
+    if engine in _asked:
+        return _asked[engine]
+    told = _told.get(engine)
+    return told() if told is not None else None
 
 
 _ASK = "SELECT pg_is_in_recovery()"
@@ -55,10 +60,10 @@ _ASK = "SELECT pg_is_in_recovery()"
 async def refuse_writes(raw: Any, engine: Engine, what: str = "this write") -> None:
     """Raise ReadOnlyViolation, before anything is written, when the server of ``raw``
     is a hot standby; ``what`` names the operation in the message."""
-    if _in_recovery.get(engine) is False:
+    if _standby(engine) is False:
         return
     standby = bool(await raw.fetchval(_ASK))  # unknown, or a standby since promoted?
-    _in_recovery[engine] = standby
+    _asked[engine] = standby
     if standby:
         error = errors.ReadOnlyViolation(
             f"{what} was refused before anything was sent: the server is a read-only hot "
@@ -82,7 +87,7 @@ _CONFLICT = "40001"
 def error_of(exc: BaseException, engine: Engine) -> errors.DatabaseError | None:
     """The toolkit error for ``exc`` when it says what only a standby means, else None:
     a write the standby refused, a query a recovery conflict cancelled."""
-    if not _in_recovery.get(engine):
+    if not _standby(engine):
         return None
     code = errors.sqlstate_of(exc)
     mapped: errors.DatabaseError

@@ -51,6 +51,18 @@ async def test_the_standby_is_a_standby(standby_db: tk.Database) -> None:
     assert bool(frame["standby"].iloc[0]) is True
 
 
+async def test_the_server_facts_say_standby_and_read_only(
+    standby_db: tk.Database, primary_db: tk.Database
+) -> None:
+    facts = await standby_db.server()
+    assert facts.standby
+    assert facts.read_only
+    assert "standby, read-only" in repr(standby_db)
+    primary = await primary_db.server()
+    assert not primary.standby
+    assert not primary.read_only
+
+
 async def test_df_reads_on_the_row_path_and_the_copy_path(
     standby_db: tk.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -345,3 +345,19 @@ def test_the_sql_magic_reads_and_names_the_standby_on_a_write(replica: Replica) 
         assert "read-only hot standby" in errors, wrote
     finally:
         kernel.close()
+
+
+# The command line --------------------------------------------------------------------
+
+
+def test_db_status_says_standby_and_migrate_is_refused(replica: Replica) -> None:
+    from tests.test_cli import cli_env, toolkit
+
+    env = cli_env(database_url=replica.standby.url().render_as_string(hide_password=False))
+    status = toolkit("db", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "standby, read-only" in status.stdout
+    migrated = toolkit("migrate", env=env)
+    assert migrated.returncode != 0
+    assert "read-only hot standby" in migrated.stdout + migrated.stderr
+    assert "Traceback" not in migrated.stderr

@@ -408,7 +408,8 @@ def connection_lost(
     """
     applied, aftermath = _OUTCOMES[outcome]
     at = f" at {where}" if where else ""
-    detail = _first_line(exc).removeprefix("(sqlalchemy.dialects.postgresql.asyncpg.Error) ")
+    detail = _first_line(_lost_cause(exc))
+    detail = detail.removeprefix("(sqlalchemy.dialects.postgresql.asyncpg.Error) ")
     joint = "; " if outcome in ("transaction", "session") else " "
     error = ConnectionLost(
         f"the connection to PostgreSQL{at} was lost mid-operation ({detail}){joint}{aftermath}"
@@ -417,6 +418,22 @@ def connection_lost(
     error.where = where
     error.original = exc
     return error
+
+
+def _lost_cause(exc: BaseException) -> BaseException:
+    """What ended the connection: asyncpg's error that carries the server's reason
+    ("terminating connection due to conflict with recovery"), when ``exc`` is only a
+    clean-up (a savepoint's release) that then failed on the closed connection."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for wrapped in _chain(current):
+            if isinstance(wrapped, ConnectionDoesNotExistError):
+                cause: BaseException = wrapped  # asyncpg's classes are untyped
+                return cause
+        current = current.__context__
+    return exc
 
 
 def _wraps(exc: BaseException, kind: type[BaseException]) -> bool:

@@ -309,6 +309,32 @@ async def test_a_query_whose_rows_vacuum_removes_says_what_to_ask_for(
     assert copied == []  # cancelled inside the COPY, which never delivered a frame
 
 
+async def test_a_query_in_a_session_ended_by_a_conflict_says_so(
+    replica: Replica, standby_db: tk.Database
+) -> None:
+    """Inside a savepoint (a session's tk.df) the standby ends the whole connection
+    instead (FATAL): ConnectionLost, with the server's reason kept, not the failed
+    release of the savepoint that followed."""
+    await replica.on_primary("CREATE TABLE conflict_session AS SELECT 1 AS n")
+    await replica.caught_up()
+
+    async def in_a_session() -> None:
+        async with standby_db.session() as s:
+            await s.execute(text("SELECT 1"))  # the session's transaction is open
+            await tk.df(
+                "SELECT count(*) FROM conflict_session, pg_sleep(20) AS session_marker",
+                session=s,
+            )
+
+    query = asyncio.ensure_future(in_a_session())
+    await _running_on(replica.standby, "session_marker")
+    await replica.on_primary("DROP TABLE conflict_session")
+    with pytest.raises(tk.ConnectionLost) as caught:
+        await asyncio.wait_for(query, 15)
+    assert "terminating connection due to conflict with recovery" in str(caught.value)
+    assert caught.value.applied is False
+
+
 async def test_a_serialization_failure_on_the_primary_is_not_a_recovery_conflict(
     primary_db: tk.Database,
 ) -> None:

@@ -23,8 +23,9 @@ from sqlalchemy.engine import URL
 
 import toolkit as tk
 from tests.conftest import MakeDatabase, spy_on_copy
-from tests.engines.conftest import SERVER_CONNECTIONS, PgBouncer
+from tests.engines.pgbouncer import SERVER_CONNECTIONS, PgBouncer
 from toolkit.database import Database
+from toolkit.migrate import migrate
 from toolkit.models import User
 
 pytestmark = pytest.mark.slow
@@ -269,3 +270,21 @@ def test_db_status_shows_the_configured_server_behind_pgbouncer(
     assert result.returncode == 0, result.stderr
     assert f"127.0.0.1:{pgbouncer.port}" in result.stdout
     assert "behind a transaction-mode pooler (detected)" in result.stdout
+
+
+async def test_migrate_and_a_session_of_helpers_behind_pgbouncer(
+    pgbouncer: PgBouncer, make_database: MakeDatabase
+) -> None:
+    url = await make_database(migrated=False)
+    async with Database(pgbouncer.url(url)) as db:
+        revision = await migrate(database=db)
+        async with db.session() as s:
+            await tk.bulk_insert(User, [{"email": "a@example.com", "name": "a"}], session=s)
+            seen = await tk.df("SELECT count(*) AS n FROM users", session=s)
+            chunks = [c async for c in tk.stream_df("SELECT id FROM users", session=s)]
+        after = await tk.df("SELECT count(*) AS n FROM users", database=db)
+
+    assert revision
+    assert seen["n"][0] == 1
+    assert sum(len(c) for c in chunks) == 1
+    assert after["n"][0] == 1

@@ -198,7 +198,9 @@ async def _prepare(raw: Any, sql: str) -> Any:
 
     ``Connection.prepare`` always makes a new server-side statement (a round trip);
     the cached form is what ``fetch`` uses internally, and is invalidated by asyncpg
-    itself when the schema changes.
+    itself when the schema changes. Behind a transaction-mode pooler the cache is off
+    (``database``): this is then the unnamed statement, which asyncpg parses again with
+    each execution, so it holds on whichever server connection the execution gets.
     """
     cached_prepare = getattr(raw, "_prepare", None)
     if cached_prepare is not None:

@@ -417,24 +417,49 @@ def _unnamed() -> str:
     return ""
 
 
+def _transaction_pooled(raw: Any, backend: int, dialect: Dialect, cargs: Any, cparams: Any) -> bool:
+    """``server_facts.transaction_pooled`` with a second connection, closed after; a
+    second connection the server refuses (its connection limit, say) leaves it unknown,
+    taken as no: ``pooler="transaction"`` says it then."""
+    try:
+        other = dialect.connect(*cargs, **_params(cparams, False, settings=False))
+    except Exception:
+        return False
+    try:
+        return await_(server_facts.transaction_pooled(raw, other.driver_connection, backend))
+    finally:
+        other.close()
+
+
 def _first_connection(state: _ServerState, dialect: Dialect, cargs: Any, cparams: Any) -> Any:
     given = state.pooler
-    pooled = given == "transaction"
     # Until the pooler question is answered: no startup settings a pooler refuses.
-    connection = dialect.connect(*cargs, **_params(cparams, pooled, settings=False))
+    connection = dialect.connect(*cargs, **_params(cparams, given == "transaction", settings=False))
+    try:
+        again = _learn_on(connection, state, dialect, cargs, cparams)
+    except BaseException:
+        connection.close()
+        raise
+    if again:  # a pooler detected on a connection made with the statement caches on
+        connection.close()
+        return dialect.connect(*cargs, **_params(cparams, True))
+    return connection
+
+
+def _learn_on(
+    connection: Any, state: _ServerState, dialect: Dialect, cargs: Any, cparams: Any
+) -> bool:
+    """Learn the facts and the pooler on the first connection, and make it ready; True
+    when it cannot be: a pooler was detected and it was made with the caches on."""
+    given = state.pooler
+    pooled = given == "transaction"
     raw = connection.driver_connection
     try:
         look = await_(server_facts.first_look(raw))
     except PostgresError:  # a server without these functions: facts unknown
         look = None
     if look is not None and given is None and look.go_between:
-        other = dialect.connect(*cargs, **_params(cparams, False, settings=False))
-        try:
-            pooled = await_(
-                server_facts.transaction_pooled(raw, other.driver_connection, look.backend)
-            )
-        finally:
-            other.close()
+        pooled = _transaction_pooled(raw, look.backend, dialect, cargs, cparams)
     if look is not None:
         source = ("detected" if given is None else "pooler= option") if pooled else None
         facts = dataclasses.replace(
@@ -445,9 +470,8 @@ def _first_connection(state: _ServerState, dialect: Dialect, cargs: Any, cparams
         if owner is not None:
             owner._facts = facts
     state.pooled = pooled
-    if pooled and given is None:  # detected on a connection made with the caches on
-        connection.close()
-        return dialect.connect(*cargs, **_params(cparams, True))
+    if pooled and given is None:
+        return True
     if not pooled:  # the settings held back, for this connection's session
         held = {
             name: value
@@ -458,7 +482,7 @@ def _first_connection(state: _ServerState, dialect: Dialect, cargs: Any, cparams
             await_(
                 raw.execute("; ".join(f"SET {name} = '{value}'" for name, value in held.items()))
             )
-    return connection
+    return False
 
 
 def _set_per_connection(engine: AsyncEngine, state: _ServerState) -> None:

@@ -13,6 +13,7 @@ end. The data is small (1,500 orders, 6,000 line items, 25 nations) and generate
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from sqlalchemy import BigInteger, Column, Date, Integer, MetaData, Numeric, Tab
 from sqlalchemy.engine import URL, make_url
 
 from toolkit.database import Database
+
+_runs = itertools.count()
 
 DEFAULT_CITUS_URL = "postgresql://postgres@127.0.0.1:9700/postgres"
 HOW_TO_START = (
@@ -161,7 +164,7 @@ async def citus_admin() -> URL:
 async def citus(citus_admin: URL) -> AsyncIterator[CitusSchema]:
     """A role and schema of the session's own, holding ``orders`` and ``lineitem``
     (distributed by order key, co-located) and the reference table ``nation``."""
-    name = f"tk_citus_{os.getpid()}"
+    name = f"tk_citus_{os.getpid()}_{next(_runs)}"  # each test module has its own
     database = citus_admin.database or "postgres"
     admin = await asyncpg.connect(_dsn(citus_admin), timeout=10)
     try:
@@ -181,8 +184,10 @@ async def citus(citus_admin: URL) -> AsyncIterator[CitusSchema]:
         async with Database(url) as db:
             yield CitusSchema(url, name, db, orders, lineitem, nation)
     finally:
-        await _drop(admin, name, database)
-        await admin.close()
+        try:
+            await _drop(admin, name, database)
+        finally:
+            await admin.close()
 
 
 async def _drop(admin: asyncpg.Connection, name: str, database: str) -> None:

@@ -129,7 +129,7 @@ async def test_describe_a_reference_table(citus: CitusSchema) -> None:
 
 async def test_a_plain_table_has_no_distribution(citus: CitusSchema) -> None:
     async with citus.db.session() as s:
-        await s.execute(text("CREATE TEMPORARY TABLE scratch (id int PRIMARY KEY)"))
+        await s.execute(text("CREATE TEMPORARY TABLE scratch (id int PRIMARY KEY) ON COMMIT DROP"))
         described = await tk.describe("scratch", session=s)
     assert described.distribution is None
     assert "distributed" not in repr(described)

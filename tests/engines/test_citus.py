@@ -73,6 +73,19 @@ async def test_tables_mark_distributed_and_reference_tables(citus: CitusSchema) 
     assert rows["nation"].shard_count == 1
 
 
+async def test_tables_and_describe_in_a_session_see_the_distribution_too(
+    citus: CitusSchema,
+) -> None:
+    async with citus.db.session() as s:
+        frame = await tk.tables(citus.schema, session=s)
+        described = await tk.describe("lineitem", session=s)
+    rows = frame.set_index("name")
+    assert rows.loc["lineitem", "estimated_rows"] == ORDERS * LINES_PER_ORDER
+    assert rows.loc["lineitem", "distribution_column"] == "l_orderkey"
+    assert described.distribution is not None
+    assert described.distribution.distribution_column == "l_orderkey"
+
+
 async def test_tables_leave_out_citus_own_objects(citus: CitusSchema) -> None:
     frame = await tk.tables(database=citus.db)
     names = set(frame["name"])

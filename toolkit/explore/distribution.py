@@ -16,7 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from toolkit.database import Database, get_database
 
 CITUS_COLUMNS = ("citus_table_type", "distribution_column", "colocation_id", "shard_count")
 """The columns ``tables()`` adds on a Citus coordinator (Citus's own names, as in
@@ -126,14 +128,22 @@ class Distribution:
         return f"{self.citus_table_type} table, colocation group {self.colocation_id}, {shards}"
 
 
-async def citus_installed(conn: AsyncConnection) -> bool:
-    """Whether this database has the citus extension (a coordinator, or a worker)."""
+async def citus_installed(
+    conn: AsyncConnection, session: AsyncSession | None, database: Database | None
+) -> bool:
+    """Whether this database has the citus extension (a coordinator, or a worker): from
+    the server facts its engine learned on the first connect, or, in a caller's session
+    (whose engine may belong to no ``Database``), from the catalog."""
+    if session is None:
+        return (await (database or get_database()).server()).citus is not None
     return bool((await conn.execute(_INSTALLED)).scalar())
 
 
-async def distribution_of(conn: AsyncConnection, oid: int) -> Distribution | None:
+async def distribution_of(
+    conn: AsyncConnection, oid: int, session: AsyncSession | None, database: Database | None
+) -> Distribution | None:
     """The table's distribution, or None where Citus does not manage it (or is absent)."""
-    if not await citus_installed(conn):
+    if not await citus_installed(conn, session, database):
         return None
     row = (await conn.execute(_ONE_TABLE, {"oid": oid})).first()
     if row is None:

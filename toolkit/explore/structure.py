@@ -118,7 +118,7 @@ async def tables(
     """
     with errors.translated():
         async with _connection(session, database) as conn:
-            citus = await citus_installed(conn)
+            citus = await citus_installed(conn, session, database)
     sql = _TABLES_SQL.format_map(_CITUS if citus else _PLAIN)
     params: dict[str, Any] | None = None
     if schema is not None:
@@ -221,7 +221,7 @@ async def describe(
             relation = await _resolve(conn, table)
             columns = await _columns(conn, relation)
             info = await conn.run_sync(_constraints, relation.schema, relation.name)
-            distribution = await distribution_of(conn, relation.oid)
+            distribution = await distribution_of(conn, relation.oid, session, database)
     pk, indexes, foreign_keys = info
     pk_columns = set(pk.get("constrained_columns") or ())
     column_frame = pd.DataFrame(

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pandas as pd
@@ -312,6 +313,24 @@ async def test_sample_and_profile_a_distributed_table(citus: CitusSchema) -> Non
     assert profile.loc["o_orderkey", "distinct"] == ORDERS
     assert profile.loc["o_custkey", "distinct"] == 100
     assert profile.loc["o_comment", "nulls"] == 0
+
+
+async def test_a_random_sample_of_a_large_distributed_table_reads_a_tablesample(
+    citus: CitusSchema, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # lineitem's 6000 rows are in its shards; the coordinator's shell estimates 0
+    monkeypatch.setattr(tk.explore, "TABLESAMPLE_FROM", 1_000)
+    sent: list[str] = []
+    real_df = tk.frames.df
+
+    async def spy(query: Any, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        sent.append(str(query.compile(compile_kwargs={"literal_binds": True})))
+        return await real_df(query, *args, **kwargs)
+
+    monkeypatch.setattr(tk.explore.frames, "df", spy)
+    frame = await tk.sample("lineitem", 5, random=True, database=citus.db)
+    assert len(frame) == 5
+    assert "TABLESAMPLE system" in sent[0]
 
 
 async def test_count_queries_on_the_coordinator(citus: CitusSchema) -> None:

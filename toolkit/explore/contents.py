@@ -5,6 +5,7 @@ SQLAlchemy from the reflected ``Table``, which quotes every identifier.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from sqlalchemy.types import NullType, TypeEngine
 from toolkit import errors, explore, frames
 from toolkit.database import Database
 from toolkit.explore.catalog import TableName, _columns, _connection, _reflect, _Relation, _resolve
+from toolkit.explore.distribution import shard_estimate
 from toolkit.notebook.interrupt import interruptible
 
 # sample() --------------------------------------------------------------------------
@@ -70,6 +72,10 @@ async def sample(
         async with _connection(session, database) as conn:
             relation = await _resolve(conn, table)
             reflected = await _reflect(conn, relation)
+            if random and not relation.estimated_rows:  # Citus: the shards hold the rows
+                estimate = await shard_estimate(conn, relation.oid, session, database)
+                if estimate is not None:
+                    relation = dataclasses.replace(relation, estimated_rows=float(estimate))
     query: Select[Any]
     if random:
         pages = _pages_to_sample(relation, n)

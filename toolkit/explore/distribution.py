@@ -150,3 +150,20 @@ async def distribution_of(
         return None
     kind, column, colocation, shards, nodes = row
     return Distribution(str(kind), column, int(colocation), int(shards), int(nodes))
+
+
+async def shard_estimate(
+    conn: AsyncConnection, oid: int, session: AsyncSession | None, database: Database | None
+) -> int | None:
+    """The table's rows summed over its shards' estimates; None where Citus does not
+    manage it (or is absent), or its shards were never analyzed."""
+    if not await citus_installed(conn, session, database):
+        return None
+    found = await conn.execute(_ESTIMATE, {"oid": oid})
+    value = found.scalar()
+    return None if value is None else int(value)
+
+
+_ESTIMATE = text(
+    f"WITH {CITUS_TABLES_CTE}\nSELECT estimate FROM citus WHERE relid = CAST(:oid AS oid)"
+)

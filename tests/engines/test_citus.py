@@ -9,8 +9,10 @@ everything here is skipped, with the reason, where no coordinator answers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -549,3 +551,40 @@ async def test_changing_a_distribution_value_is_refused_with_the_server_message(
             " RETURNING o_orderkey",
             database=scratch.db,
         )
+
+
+# time limits ---------------------------------------------------------------------------
+
+
+async def _running_on_workers(citus: CitusSchema, marker: str) -> int:
+    """Queries containing ``marker`` still running on the workers."""
+    conn = await asyncpg.connect(_dsn(citus.url), timeout=10)
+    try:
+        counts = await conn.fetch(
+            "SELECT result FROM run_command_on_workers($$SELECT count(*) FROM pg_stat_activity"
+            f" WHERE state = 'active' AND query LIKE '%{marker}%'"
+            " AND pid <> pg_backend_pid()$$)"
+        )
+    finally:
+        await conn.close()
+    return sum(int(row["result"]) for row in counts)
+
+
+@pytest.mark.parametrize("limit", ["statement_timeout", "command_timeout"])
+async def test_a_time_limit_stops_a_multi_shard_query_on_the_workers_too(
+    citus: CitusSchema, limit: str
+) -> None:
+    marker = f"tk_limit_{limit}"
+    sql = f"SELECT o_orderkey, pg_sleep(0.5) AS {marker} FROM orders"  # 32 shards, minutes
+    async with tk.Database(citus.url, **{limit: 1.0}) as db:
+        started = time.perf_counter()
+        with pytest.raises(tk.QueryTimeout) as caught:
+            await tk.df(sql, database=db)
+        elapsed = time.perf_counter() - started
+    assert caught.value.limit == limit
+    assert elapsed < 5
+    for _ in range(50):  # the cancel reaches the workers' backends within moments
+        if await _running_on_workers(citus, marker) == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await _running_on_workers(citus, marker) == 0

@@ -7,6 +7,7 @@ Citus coordinator as the test role; the toolkit's own schema is not involved.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -94,3 +95,10 @@ async def test_without_the_distribution_column_in_the_key_citus_refuses_and_says
     finally:
         async with citus.db.engine.begin() as conn:
             await conn.execute(text("DROP TABLE wrong_key"))
+
+
+def test_the_readme_shows_this_migration() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    shown = re.search(r"```py\n(def upgrade\(\).*?)```", readme, flags=re.DOTALL)
+    assert shown is not None, "README lost the Citus migration example"
+    assert shown.group(1) in (MIGRATIONS / "versions" / "0001_events.py").read_text()

@@ -315,6 +315,25 @@ async def test_a_written_value_reads_back_the_same(
     assert normalise(back["v"].tolist()) == normalise([v for _, v in rows])
 
 
+@pytest.mark.parametrize("helper", HELPERS)
+async def test_the_sessions_text_settings_do_not_change_what_is_written(
+    helper: str, conformance_db: Database, reference: psycopg.AsyncConnection[Any]
+) -> None:
+    """The text COPY sends is read back under pinned settings: under the session's
+    ``IntervalStyle = sql_standard`` '-1 days +23:59:57' read as -(1 day 23:59:57)."""
+    name = _name("w", "session_settings", helper)
+    await _ddl(reference, name, "interval")
+    values = [pd.Timedelta(seconds=-3), pd.Timedelta(days=-2, hours=5), None]
+    frame = pd.DataFrame({"id": _ids(helper), "v": pd.Series(values, dtype="timedelta64[us]")})
+    async with conformance_db.session() as session:
+        for setting, value in {"IntervalStyle": "sql_standard", "DateStyle": "SQL, DMY"}.items():
+            await session.execute(text(f"SET {setting} = '{value}'"))
+        await _write(helper, name, frame, session=session)
+
+    written = [v for i, v in await _rows(reference, name) if i in _ids(helper)]
+    assert written == [dt.timedelta(seconds=-3), dt.timedelta(days=-2, hours=5), None]
+
+
 async def test_a_json_str_is_a_json_string_in_every_helper_and_every_row_form(
     conformance_db: Database, reference: psycopg.AsyncConnection[Any]
 ) -> None:

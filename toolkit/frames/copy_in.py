@@ -24,7 +24,7 @@ import pyarrow.csv as pcsv
 from asyncpg import PostgresError
 
 from toolkit import errors, identifiers
-from toolkit.frames.copy_out import _set
+from toolkit.frames.copy_out import _set, _settings
 from toolkit.frames.values_in import Target, is_missing, row_text
 
 _COPY_IN_ROWS = 65_536
@@ -180,8 +180,8 @@ async def copy_arrow(
 ) -> None:
     """COPY an ``arrow_for_copy`` table into ``table``: CSV written by Arrow's C++ writer,
     no Python object per cell. Unquoted empty fields are NULL; empty strings are quoted.
-    Runs inside the caller's transaction, with TimeZone pinned to UTC for its duration
-    (naive timestamps into timestamptz are UTC). A value the server refuses raises the
+    Runs inside the caller's transaction, with the settings that read its text pinned for
+    its duration (``_COPY_IN_SETTINGS``). A value the server refuses raises the
     toolkit's error for its SQLSTATE, naming the column, the row (its position in
     ``index``) and the type."""
     options = pcsv.WriteOptions(include_header=False, quoting_style="needed")
@@ -197,8 +197,8 @@ async def copy_arrow(
     identifiers.checked(table, "table name")
     if schema is not None:
         identifiers.checked(schema, "schema name")
-    saved = await raw.fetchval("SELECT current_setting('TimeZone')")
-    await _set(raw, {"TimeZone": "UTC"})
+    saved = await _settings(raw, _COPY_IN_SETTINGS)
+    await _set(raw, _COPY_IN_SETTINGS)
     try:
         await raw.copy_to_table(
             table, source=chunks(), columns=columns, schema_name=schema, format="csv"
@@ -208,7 +208,13 @@ async def copy_arrow(
     # Restored only on success: a failed COPY aborts the transaction, whose rollback
     # reverts this transaction-local setting (restoring it then would fail, and hide
     # the COPY's own error behind "current transaction is aborted").
-    await _set(raw, {"TimeZone": saved})
+    await _set(raw, saved)
+
+
+_COPY_IN_SETTINGS = {"TimeZone": "UTC", "DateStyle": "ISO, YMD", "IntervalStyle": "postgres"}
+"""How the server reads the text written here: naive timestamps into timestamptz as UTC,
+intervals and dates in the form they are written in - whatever the session set (under
+``IntervalStyle = sql_standard`` '-1 days +23:59:57' would read as -(1 day 23:59:57))."""
 
 
 # PostgreSQL's COPY error context: 'COPY t, line 3, column v: "..."' (line 1 = first row).

@@ -95,10 +95,10 @@ async def _via_copy(
     return _frame_from_arrow(columns, parsed, backend)
 
 
-async def _settings(raw: Any) -> dict[str, str]:
-    """The session's values of the settings COPY pins."""
-    current = ", ".join(f"current_setting('{name}')" for name in _COPY_SETTINGS)
-    return dict(zip(_COPY_SETTINGS, await raw.fetchrow(f"SELECT {current}"), strict=True))
+async def _settings(raw: Any, names: Mapping[str, str] = _COPY_SETTINGS) -> dict[str, str]:
+    """The session's values of the settings a COPY pins (``names``' keys)."""
+    current = ", ".join(f"current_setting('{name}')" for name in names)
+    return dict(zip(names, await raw.fetchrow(f"SELECT {current}"), strict=True))
 
 
 async def _set(raw: Any, settings: Mapping[str, str]) -> None:

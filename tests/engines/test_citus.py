@@ -456,6 +456,14 @@ async def test_bulk_update_upsert_and_bulk_delete_on_distributed_and_reference_t
     await tk.upsert(scratch.nation, [{"n_nationkey": 1, "n_name": "uno"}], database=db)
     names = await tk.df(f"SELECT n_name FROM {schema}.nation", database=db)
     assert names["n_name"].tolist() == ["uno"]
+    await tk.bulk_insert(scratch.nation, [{"n_nationkey": 2, "n_name": "two"}], database=db)
+    renamed = await tk.bulk_update(
+        scratch.nation, [{"n_nationkey": 2, "n_name": "dos"}], database=db
+    )
+    assert renamed == 1
+    assert await tk.bulk_delete(scratch.nation, [1], database=db) == 1
+    names = await tk.df(f"SELECT n_name FROM {schema}.nation", database=db)
+    assert names["n_name"].tolist() == ["dos"]
 
     deleted = await tk.bulk_delete(scratch.orders, list(range(1, 11)), database=db)
     assert deleted == 10

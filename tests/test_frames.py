@@ -55,7 +55,7 @@ async def test_an_empty_result_keeps_its_columns(session: AsyncSession) -> None:
 
 
 async def test_a_statement_without_rows_is_refused_with_a_hint(session: AsyncSession) -> None:
-    with pytest.raises(ToolkitError, match="returns rows"):
+    with pytest.raises(ToolkitError, match=r"returns none - run it with tk\.execute"):
         await tk.df("set local work_mem = '8MB'", session=session)
 
 

@@ -219,6 +219,21 @@ async def test_the_nodes_include_the_plan_a_worker_ran(citus: CitusSchema) -> No
     assert plan.execution_ms is not None
 
 
+async def test_explain_analyze_of_a_multi_shard_update_changes_nothing(
+    citus: CitusSchema,
+) -> None:
+    plan = await tk.explain(
+        "UPDATE orders SET o_comment = 'explained' WHERE o_custkey = 7",
+        analyze=True,
+        database=citus.db,
+    )
+    assert plan.task_count == 32
+    changed = await tk.df(
+        "SELECT count(*) AS n FROM orders WHERE o_comment = 'explained'", database=citus.db
+    )
+    assert changed["n"].iloc[0] == 0  # rolled back on every worker
+
+
 async def test_a_plain_plan_has_no_task_count(citus: CitusSchema) -> None:
     plan = await tk.explain("SELECT 1", database=citus.db)
     assert plan.task_count is None

@@ -8,8 +8,8 @@ transactions of one client land on different server connections, as on a busy
 production pooler.
 
 ``python -m tests.engines.pgbouncer COMMAND...`` runs COMMAND with
-``TOOLKIT_DATABASE_URL`` pointing through one in front of that variable's server (CI
-runs a subset of the suite so).
+``TOOLKIT_DATABASE_URL`` pointing through one in front of that variable's server (the
+embedded one without it); CI runs a subset of the suite so.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
+
+from toolkit import server
 
 SERVER_CONNECTIONS = 3
 """PgBouncer's server connections per database and user (its ``default_pool_size``)."""
@@ -126,7 +128,8 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def main(command: list[str]) -> int:
-    behind = make_url(os.environ["TOOLKIT_DATABASE_URL"])
+    configured = os.environ.get("TOOLKIT_DATABASE_URL", "").strip()
+    behind = make_url(configured) if configured else server.start()  # else the embedded one
     with running(behind, pool_size=2 * SERVER_CONNECTIONS) as bouncer:
         through = bouncer.url(behind).render_as_string(hide_password=False)
         print(f"== PgBouncer (transaction mode) on 127.0.0.1:{bouncer.port}", flush=True)

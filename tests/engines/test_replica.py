@@ -135,6 +135,9 @@ async def test_explain_and_explain_analyze_of_a_read(standby_db: tk.Database) ->
 async def test_explain_of_a_write_without_analyze(standby_db: tk.Database) -> None:
     plan = await tk.explain("DELETE FROM comments WHERE id = 1", database=standby_db)
     assert "Delete on comments" in plan.text
+    # ANALYZE would run the DELETE: the standby refuses it, in the standby's words.
+    with pytest.raises(tk.ReadOnlyViolation, match="read-only hot standby"):
+        await tk.explain("DELETE FROM comments WHERE id = 1", analyze=True, database=standby_db)
 
 
 # Writes ------------------------------------------------------------------------------

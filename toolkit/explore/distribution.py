@@ -8,7 +8,8 @@ themselves: one ``run_command_on_all_nodes`` call asks every node, in parallel, 
 ``reltuples`` and ``pg_total_relation_size`` of the shards it holds (one round trip per
 node, where ``run_command_on_shards`` would make one per shard, and ``citus_tables`` gives
 sizes but no row estimates). A shard held by several nodes (a reference table's, copied
-everywhere) is counted once, so a size is one copy's.
+everywhere) is counted once, so a size is one copy's. A table with a shard no node
+reported (its node down, or a schema the role may not use) gets NULL, not a smaller sum.
 """
 
 from __future__ import annotations
@@ -70,8 +71,12 @@ citus AS (
            pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) AS distribution_column,
            p.colocationid AS colocation_id,
            count(s.shardid) AS shard_count,
-           sum(st.reltuples) FILTER (WHERE st.reltuples >= 0)::bigint AS estimate,
-           sum(st.bytes)::bigint AS bytes
+           -- unknown, not too small, when a shard went unmeasured (its node down)
+           CASE WHEN count(st.shardid) = count(s.shardid)
+                THEN sum(st.reltuples) FILTER (WHERE st.reltuples >= 0)::bigint END
+               AS estimate,
+           CASE WHEN count(st.shardid) = count(s.shardid) THEN sum(st.bytes)::bigint END
+               AS bytes
     FROM pg_catalog.pg_dist_partition p
     LEFT JOIN pg_catalog.pg_dist_shard s ON s.logicalrelid = p.logicalrelid
     LEFT JOIN citus_shard_stats st ON st.shardid = s.shardid

@@ -46,6 +46,7 @@ __all__ = [
     "Database",
     "StatementAttempt",
     "async_session",
+    "cancel_on_server",
     "connect",
     "driver_connection",
     "get_database",
@@ -547,6 +548,21 @@ async def _end(transaction: Any, raw: Any, exc: BaseException | None) -> BaseExc
         with contextlib.suppress(Exception):
             await transaction.rollback()
     return None
+
+
+async def cancel_on_server(raw: Any) -> None:
+    """Ask the server to cancel what ``raw`` runs, before the caller closes ``raw``.
+
+    asyncpg's own cancel request (as on a timeout): a new connection carrying the
+    connection's key, which PgBouncer forwards to the server connection this client
+    holds. Closing alone ends the query only at its next write - or, directly, within
+    ``client_connection_check_interval``, which behind a pooler is not set. Waits at
+    most a second for the request to be sent.
+    """
+    waiter = asyncio.get_running_loop().create_future()
+    raw._cancel_current_command(waiter)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(waiter), 1)
 
 
 def _watch_for_lost_clients(dbapi_connection: Any, record: Any) -> None:

@@ -288,3 +288,35 @@ async def test_migrate_and_a_session_of_helpers_behind_pgbouncer(
     assert seen["n"][0] == 1
     assert sum(len(c) for c in chunks) == 1
     assert after["n"][0] == 1
+
+
+async def test_an_interrupted_copy_behind_pgbouncer_stops_on_the_server(
+    pooled: Database, direct_url: URL
+) -> None:
+    """A cancelled COPY closes its connection; behind a pooler the server would only see
+    that at its next write (here after 20 s of sleep and a sort), so it is cancelled first."""
+    marker = "toolkit_pgbouncer_copy_interrupt"
+    sql = f"SELECT g AS {marker} FROM generate_series(1, 5000) g, pg_sleep(20) ORDER BY g DESC"
+    task = asyncio.ensure_future(tk.df(sql, database=pooled))
+    dsn = direct_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    server = await asyncpg.connect(dsn)
+    running = (
+        "SELECT count(*) FROM pg_stat_activity"
+        f" WHERE query LIKE 'COPY%AS {marker}%' AND state = 'active'"
+    )
+    try:
+        for _ in range(200):
+            if await server.fetchval(running):
+                break
+            await asyncio.sleep(0.05)
+        assert await server.fetchval(running) == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            if not await server.fetchval(running):
+                break
+            await asyncio.sleep(0.05)
+        assert await server.fetchval(running) == 0
+    finally:
+        await server.close()

@@ -24,6 +24,7 @@ import pyarrow.csv as pcsv
 
 from toolkit import errors, pgtypes
 from toolkit import frames as _package  # settings patched on the package apply here
+from toolkit.database import cancel_on_server
 from toolkit.frames.feed import _Feed
 from toolkit.frames.statements import _plannable
 from toolkit.pgtypes import Column, DtypeBackend
@@ -379,15 +380,19 @@ async def _copy_out(
     breaks the protocol ("protocol.data_received() call failed", MagicStack/asyncpg#240),
     and an abort from the output callable can wait forever for a reply that never comes
     when the COPY had just finished. So a cancelled COPY closes its connection instead
-    (the pool replaces it): the server ends the query at its next write, or, while it is
-    still computing, within ``client_connection_check_interval`` (set by ``Database``).
+    (the pool replaces it), once the server was asked to cancel it (``cancel_on_server``):
+    the connection's close alone reaches a query still computing only through
+    ``client_connection_check_interval``, which behind a pooler is not set.
     """
     copying = asyncio.ensure_future(raw.copy_from_query(sql, *args, output=sink, format="text"))
     try:
         await asyncio.shield(copying)
     except asyncio.CancelledError:
         if not copying.done():
-            raw.terminate()
+            try:
+                await cancel_on_server(raw)  # the query ends now, also behind a pooler
+            finally:
+                raw.terminate()
         with contextlib.suppress(BaseException):
             await copying
         raise

@@ -129,11 +129,16 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
 
 def main(command: list[str]) -> int:
     configured = os.environ.get("TOOLKIT_DATABASE_URL", "").strip()
+    started = not configured and not server.status().running
     behind = make_url(configured) if configured else server.start()  # else the embedded one
-    with running(behind, pool_size=2 * SERVER_CONNECTIONS) as bouncer:
-        through = bouncer.url(behind).render_as_string(hide_password=False)
-        print(f"== PgBouncer (transaction mode) on 127.0.0.1:{bouncer.port}", flush=True)
-        return subprocess.call(command, env={**os.environ, "TOOLKIT_DATABASE_URL": through})
+    try:
+        with running(behind, pool_size=2 * SERVER_CONNECTIONS) as bouncer:
+            through = bouncer.url(behind).render_as_string(hide_password=False)
+            print(f"== PgBouncer (transaction mode) on 127.0.0.1:{bouncer.port}", flush=True)
+            return subprocess.call(command, env={**os.environ, "TOOLKIT_DATABASE_URL": through})
+    finally:
+        if started:  # as the suite does: a server it started is stopped again
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from tests.engines.citus_conftest import (
 )
 from toolkit.frames import copy_out
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 citus_admin = citus_conftest.citus_admin  # the fixtures, used here
 citus = citus_conftest.citus
 

@@ -21,7 +21,7 @@ import toolkit as tk
 from tests.engines import citus_conftest
 from tests.engines.citus_conftest import CitusSchema
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 citus_admin = citus_conftest.citus_admin  # the fixtures, used here
 citus = citus_conftest.citus
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 from tests.engines import citus_conftest
 from tests.test_notebooks import NOTEBOOKS_DIR, execute
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 citus_admin = citus_conftest.citus_admin  # the fixture, used here
 
 NOTEBOOK = NOTEBOOKS_DIR / "08_scale_out.ipynb"

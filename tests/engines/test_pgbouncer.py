@@ -28,7 +28,7 @@ from toolkit.database import Database
 from toolkit.migrate import migrate
 from toolkit.models import User
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine]
 
 USERS = 3_000
 """Enough rows that tk.df and stream_df read the users table by COPY."""

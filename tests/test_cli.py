@@ -342,6 +342,7 @@ async def test_lab_migrates_seeds_and_serves_jupyterlab_until_stopped(
         output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
     text = output.decode()
     assert "schema at revision 0004_tags" in text
+    assert f"preparing for JupyterLab: {_where(url)}" in text  # a socket as a path, not %2F
     assert f"127.0.0.1:{port}/lab" in text or f"localhost:{port}/lab" in text
     assert not await _answers(port), "JupyterLab stopped with toolkit lab"
     async with Database(url, pool_size=1) as database:
@@ -443,11 +444,15 @@ async def test_commands_that_write_first_name_the_server_and_database(
     migrated = await toolkit_async("migrate", env=env)
     seeded = await toolkit_async("seed", "--users", "1", "--no-progress", env=env)
 
-    where = f"{url.host}:{url.port or 5432} (database {url.database})"
+    assert migrated.stdout.splitlines()[0] == f"migrating to head: {_where(url)}"
+    assert seeded.stdout.splitlines()[0] == f"seeding demo data: {_where(url)}"
+
+
+def _where(url: URL) -> str:
+    """How the CLI names the server of ``url``: host and port, or a socket's directory."""
     if url.query.get("host"):  # the embedded server: a socket
-        where = f"socket {url.query['host']} (database {url.database})"
-    assert migrated.stdout.splitlines()[0] == f"migrating to head: {where}"
-    assert seeded.stdout.splitlines()[0] == f"seeding demo data: {where}"
+        return f"socket {url.query['host']} (database {url.database})"
+    return f"{url.host}:{url.port or 5432} (database {url.database})"
 
 
 def test_an_incomplete_url_is_refused_before_anything_is_written() -> None:

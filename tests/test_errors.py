@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import traceback
 
 import asyncpg
 import pytest
@@ -221,3 +222,19 @@ def test_script_on_an_unreachable_server_fails_with_one_clear_line_and_no_secret
     assert "127.0.0.1:1" in last_line
     assert "TOOLKIT_DATABASE_URL" in last_line  # says which setting to change
     assert "secret" not in result.stdout + result.stderr
+
+
+async def test_in_a_script_the_chain_ends_in_the_toolkits_error_with_the_driver_as_cause(
+    session: AsyncSession,
+) -> None:
+    """What a script prints last is the toolkit's message; the driver's own exception is
+    the ``__cause__`` (printed above it, as "the direct cause"), not folded into the text."""
+    with pytest.raises(UndefinedTable) as caught:
+        await tk.df("select * from usres", session=session)
+
+    error = caught.value
+    assert str(error).startswith('relation "usres" does not exist - did you mean')
+    assert isinstance(error.__cause__, asyncpg.exceptions.UndefinedTableError)
+    printed = "".join(traceback.format_exception(error)).rstrip().splitlines()
+    assert printed[-1].startswith('toolkit.errors.UndefinedTable: relation "usres"')
+    assert "The above exception was the direct cause of the following exception:" in printed

@@ -115,23 +115,12 @@ def error_of(exc: BaseException, engine: Engine) -> errors.DatabaseError | None:
     return mapped
 
 
-def _server_error(exc: BaseException) -> BaseException:
-    """The driver's own exception (with the server's fields) behind SQLAlchemy's."""
-    current: BaseException | None = exc
-    while current is not None:
-        if hasattr(current, "as_dict"):  # asyncpg's PostgresError
-            return current
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return exc
-
-
 def _first_line(exc: BaseException) -> str:
-    return (str(_server_error(exc)).strip().splitlines() or ["a write"])[0]
+    return (str(errors.driver_error(exc) or exc).strip().splitlines() or ["a write"])[0]
 
 
 def _detail(exc: BaseException) -> str:
     """The server's DETAIL ("User query might have needed to see row versions that must
     be removed."), which says which kind of conflict it was."""
-    detail = getattr(_server_error(exc), "detail", None)
-    return f": {detail.rstrip('.')}" if isinstance(detail, str) and detail else ""
+    detail = errors.server_field(exc, "detail")
+    return f": {detail.rstrip('.')}" if detail else ""

@@ -264,11 +264,15 @@ async def test_an_unknown_table_suggests_the_closest_name(odd_db: Database) -> N
 async def test_a_query_on_a_misspelt_table_suggests_the_closest_name(
     odd_db: Database, sql: str, suggested: str
 ) -> None:
-    """tk.df and tk.stream_df say what sample and describe say; the missing name is read
-    from the query at the position the server's error report gives."""
+    """tk.df, tk.stream_df, tk.explain and tk.paginate say what sample and describe say;
+    the missing name is read from the statement at the position the server's error
+    report gives."""
+    params = {"n": 1} if ":n" in sql else None
     for read in (
-        lambda: tk.df(sql, {"n": 1} if ":n" in sql else None, database=odd_db),
+        lambda: tk.df(sql, params, database=odd_db),
         lambda: _first_chunk(sql, odd_db),
+        lambda: tk.explain(sql, params, database=odd_db),
+        lambda: tk.paginate(sql, params=params, database=odd_db),
     ):
         with pytest.raises(tk.UndefinedTable) as caught:
             await read()

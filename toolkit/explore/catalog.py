@@ -179,15 +179,18 @@ def _no_such_table(shown: str, candidates: Sequence[tuple[str, str, bool]]) -> s
 
 @asynccontextmanager
 async def naming_close_tables(
-    sql: str, session: AsyncSession | None, database: Database | None
+    sql: str | None, session: AsyncSession | None, database: Database | None
 ) -> AsyncIterator[None]:
     """Add "did you mean 'users'?" to an ``UndefinedTable`` raised inside, as ``sample``
-    and ``describe`` say it. The missing name is read from ``sql`` at the position the
-    server's error report gives (its ``position`` field), not from the message text."""
+    and ``describe`` say it. The missing name is read from ``sql`` (None: the statement
+    SQLAlchemy reports it sent) at the position the server's error report gives (its
+    ``position`` field), not from the message text."""
     try:
         yield
     except errors.UndefinedTable as exc:
-        missing = _name_at(sql, errors.server_field(exc, "position"))
+        sent = sql if sql is not None else getattr(exc.original, "statement", None)
+        position = errors.server_field(exc, "position")
+        missing = _name_at(sent, position) if isinstance(sent, str) else None
         if missing is not None:
             # best effort: a catalog that cannot be read leaves the error as it is
             with contextlib.suppress(errors.ToolkitError, DBAPIError):

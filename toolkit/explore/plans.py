@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors, frames
 from toolkit.database import Database, driver_connection
+from toolkit.explore.catalog import naming_close_tables
 from toolkit.explore.plan_text import _render_plan, remote_plans
 from toolkit.notebook.interrupt import interruptible
 
@@ -131,19 +132,21 @@ async def explain(
     sql, args = frames.sql_and_args(query, params)
     sql = sql.strip().rstrip(";")
     options = "FORMAT JSON, ANALYZE, BUFFERS" if analyze else "FORMAT JSON"
-    with errors.translated():
-        async with driver_connection(session, database, write=analyze) as raw:
-            # PostgreSQL 18 shows actual rows with two decimals (an average per loop).
-            rows_decimals = 2 if raw.get_server_version().major >= 18 else 0
-            if analyze:
-                transaction = raw.transaction()  # a savepoint inside a session's transaction
-                await transaction.start()
-                try:
-                    document = await raw.fetchval(f"EXPLAIN ({options}) {sql}", *args)
-                finally:
-                    await transaction.rollback()
-            else:
-                document = await raw.fetchval(f"EXPLAIN ({options}) {sql}", *args)
+    explained = f"EXPLAIN ({options}) {sql}"
+    async with naming_close_tables(explained, session, database):
+        with errors.translated():
+            async with driver_connection(session, database, write=analyze) as raw:
+                # PostgreSQL 18 shows actual rows with two decimals (an average per loop).
+                rows_decimals = 2 if raw.get_server_version().major >= 18 else 0
+                if analyze:
+                    transaction = raw.transaction()  # a savepoint inside a session's transaction
+                    await transaction.start()
+                    try:
+                        document = await raw.fetchval(explained, *args)
+                    finally:
+                        await transaction.rollback()
+                else:
+                    document = await raw.fetchval(explained, *args)
     if isinstance(document, str):  # SQLAlchemy's engines decode json; a bare asyncpg does not
         document = json.loads(document)
     parsed = cast(dict[str, Any], document[0])

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
 from toolkit.database import Database, statement_attempts
+from toolkit.explore.catalog import naming_close_tables
 from toolkit.frames.statements import sql_text
 from toolkit.notebook.interrupt import interruptible
 from toolkit.pagination.base import (
@@ -80,17 +81,18 @@ async def paginate(
     entity = _single_entity(statement)
     # Its statements only read (SQL text runs as a subquery, where writing is refused):
     # a lost connection, outside a caller's session, is retried once on a new one.
-    with errors.translated():
-        for attempt in statement_attempts(session, reads=True):
-            with attempt:
-                async with _session_scope(session, database) as s:
-                    result = await s.execute(window.apply(statement))
-                    columns = _column_names(entity, result.keys())
-                    items = _items(result, entity)
-                    if 0 < len(items) < size:
-                        total = window.offset + len(items)
-                    else:
-                        total = await s.scalar(_count(statement)) or 0
+    async with naming_close_tables(None, session, database):
+        with errors.translated():
+            for attempt in statement_attempts(session, reads=True):
+                with attempt:
+                    async with _session_scope(session, database) as s:
+                        result = await s.execute(window.apply(statement))
+                        columns = _column_names(entity, result.keys())
+                        items = _items(result, entity)
+                        if 0 < len(items) < size:
+                            total = window.offset + len(items)
+                        else:
+                            total = await s.scalar(_count(statement)) or 0
     return Page(items, total, page, size, columns=columns)
 
 

@@ -40,8 +40,8 @@ from sqlalchemy.sql import ColumnElement, sqltypes
 from toolkit import errors, identifiers
 from toolkit.database import Database, driver_connection
 from toolkit.frames import _compile
-from toolkit.frames.copy_in import copy_arrow, located, target_types
-from toolkit.frames.statements import _dialect
+from toolkit.frames.copy_in import _qualified, copy_arrow, located, target_types
+from toolkit.frames.statements import _dialect, command_count
 from toolkit.frames.values_in import Target as ColumnType
 from toolkit.frames.values_in import arrow_for_copy
 from toolkit.notebook.interrupt import interruptible
@@ -289,7 +289,7 @@ async def _upsert_frame(
             await raw.execute(f"CREATE TEMPORARY TABLE {_STAGING} ({staged}) ON COMMIT DROP")
             arrow = arrow_for_copy(frame, targets)
             await copy_arrow(raw, arrow, _STAGING, "pg_temp", index=rows.index, targets=targets)
-            count = _count(
+            count = command_count(
                 await raw.execute(
                     f"INSERT INTO {target} ({columns}) SELECT {columns} FROM pg_temp.{_STAGING} "
                     f"ON CONFLICT ({', '.join(_q(n) for n in conflict)}) {action}"
@@ -325,14 +325,14 @@ async def bulk_delete(
         ):
             if isinstance(where, ColumnElement):
                 sql, args = _compile(delete(table).where(where), None)
-                return _count(await raw.execute(sql, *args))
+                return command_count(await raw.execute(sql, *args))
             keys = [c.name for c in table.primary_key.columns]
             records = [tuple(k) if len(keys) > 1 else (k,) for k in where]
             matched = " AND ".join(f"t.{_q(k)} = v.{_q(k)}" for k in keys)
             sql = f"DELETE FROM {target} AS t USING {_unnest(table, keys)} WHERE {matched}"
             total = 0
             for chunk in _chunks(records):
-                total += _count(await raw.execute(sql, *_arrays(chunk, len(keys))))
+                total += command_count(await raw.execute(sql, *_arrays(chunk, len(keys))))
             return total
 
 
@@ -602,11 +602,6 @@ def _q(name: str) -> str:
     return identifiers.quote(name, "column name")
 
 
-def _qualified(name: str, schema: str | None) -> str:
-    quoted = identifiers.quote(name, "table name")
-    return f"{identifiers.quote(schema, 'schema name')}.{quoted}" if schema else quoted
-
-
 def _format(table: Table) -> str:
     """The table's name, checked and quoted by the dialect the statements run on (asyncpg's):
     the default PostgreSQL dialect is psycopg2's, whose "pyformat" paramstyle doubles every
@@ -649,11 +644,6 @@ def _arrays(records: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     )
 
 
-def _count(status: str) -> int:
-    """The row count of a command tag: ``UPDATE 40000``, ``INSERT 0 7``, ``DELETE 3``."""
-    return int(status.rsplit(" ", 1)[-1])
-
-
 async def _run_batches(
     sql: str,
     arrays: list[list[Any]],
@@ -673,7 +663,7 @@ async def _run_batches(
             bar = _bar(count, progress, what)
             for start in range(0, count, CHUNK):
                 chunk = [a[start : start + CHUNK] for a in arrays]
-                total += _count(await raw.execute(sql, *chunk))
+                total += command_count(await raw.execute(sql, *chunk))
                 bar.update(len(chunk[0]))
             bar.close()
     return total

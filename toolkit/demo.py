@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit.database import Database, get_database
-from toolkit.errors import DatabaseError, ToolkitError, translated
+from toolkit.errors import DatabaseError, ToolkitError, server_field, translated
 from toolkit.identifiers import quote
 from toolkit.migrate import current_revision, known_revisions, migrate
 from toolkit.models import Base, Comment, Post, Tag, User
@@ -253,7 +253,7 @@ async def reset_demo(
     except DatabaseError as exc:
         if exc.sqlstate != _REFERENCED:
             raise
-        detail = getattr(exc.original, "detail", None) or "another table references them"
+        detail = server_field(exc, "detail") or "another table references them"
         raise ToolkitError(
             f"reset_demo cannot empty the demo tables: {detail} - drop that foreign key "
             "(or that table) first; the demo data is unchanged"

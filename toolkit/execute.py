@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
 from toolkit.database import Database, driver_connection, statement_attempts
-from toolkit.frames.statements import Query, _prepare, sql_and_args
+from toolkit.frames.statements import Query, _prepare, command_count, sql_and_args
 from toolkit.notebook.interrupt import interruptible
 
 __all__ = ["execute"]
@@ -52,12 +52,5 @@ async def execute(
                         )
                     attempt.sending(raw)
                     await prepared.fetch(*args)
-                    return _count(prepared.get_statusmsg())
+                    return command_count(prepared.get_statusmsg())
     raise AssertionError("statement_attempts raises unless an attempt got through")
-
-
-def _count(status: str | None) -> int:
-    """The row count of a command tag (``INSERT 0 3``, ``UPDATE 3``); 0 for a tag without
-    one (``CREATE TABLE``)."""
-    last = (status or "").rsplit(" ", 1)[-1]
-    return int(last) if last.isdigit() else 0

@@ -9,6 +9,8 @@ driver stay one command away: ``%tb verbose`` shows the last error whole, and
 
 from __future__ import annotations
 
+import functools
+import re
 import sysconfig
 from pathlib import Path
 from types import TracebackType
@@ -80,16 +82,12 @@ def _is_library(filename: str) -> bool:
     return filename.startswith(_library_dirs())
 
 
-_LIBRARY_DIRS: list[tuple[str, ...]] = []
-
-
+@functools.cache
 def _library_dirs() -> tuple[str, ...]:
-    if not _LIBRARY_DIRS:
-        paths = sysconfig.get_paths()
-        dirs = {str(Path(__file__).resolve().parent)}  # the toolkit, installed or editable
-        dirs |= {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-        _LIBRARY_DIRS.append(tuple(str(Path(d).resolve()) + "/" for d in dirs))
-    return _LIBRARY_DIRS[0]
+    paths = sysconfig.get_paths()
+    dirs = {str(Path(__file__).resolve().parent)}  # the toolkit, installed or editable
+    dirs |= {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    return tuple(str(Path(d).resolve()) + "/" for d in dirs)
 
 
 def _without_banner(lines: list[str]) -> list[str]:
@@ -103,6 +101,8 @@ def _without_banner(lines: list[str]) -> list[str]:
 
 
 def _plain(line: str) -> str:
-    import re
+    return _COLOUR.sub("", line)
 
-    return re.sub(r"\x1b\[[0-9;]*m", "", line)
+
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+"""An ANSI colour code, as IPython's formatter writes them."""

@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Se
 from contextlib import nullcontext
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import inspect
 from sqlalchemy.engine import Row
@@ -265,6 +266,21 @@ def to_dataframe(items: Iterable[Any]) -> pd.DataFrame:
             records.append({key: loaded.get(key) for key in keys})
         return pd.DataFrame.from_records(records, columns=keys)
     return pd.DataFrame.from_records(items)
+
+
+def exact_frame(rows: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
+    """Rows of Python values (a page's ``Row``s, a statement's records) as a frame whose
+    columns ``pd.array`` infers from the exact values (``Int64`` with ``<NA>``...):
+    ``from_records`` made an int column holding NULL floats (an int8 lost digits) and
+    NULL text NaN. Each column is 1-d even when its values are lists."""
+    arrays = {}
+    for i in range(len(columns)):
+        values = np.empty(len(rows), dtype=object)
+        values[:] = [row[i] for row in rows]
+        arrays[i] = pd.array(values)
+    frame = pd.DataFrame(arrays, index=pd.RangeIndex(len(rows)))
+    frame.columns = pd.Index(list(columns))
+    return frame
 
 
 def _from_records(

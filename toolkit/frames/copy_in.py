@@ -228,6 +228,9 @@ def located(
     column, row and type the server's context names (the COPY's first row is row
     ``first``); as it is when the context says none (another server language: the
     server's context is kept in the message)."""
+    fault = errors.fault_of(exc)  # a time limit or a lost connection is not about a row
+    if fault is not None:
+        return fault
     mapped = errors.from_dbapi_error(exc)
     code = getattr(exc, "sqlstate", None)
     if mapped is None:

@@ -239,3 +239,10 @@ def _plannable(sql: str) -> bool:
     the first keyword, as a failing EXPLAIN would abort the caller's transaction."""
     head = _LEADING_NOISE.sub("", sql, count=1)[:6].lower()
     return head.startswith(_PLANNABLE)
+
+
+def command_count(status: str | None) -> int:
+    """The row count of a command tag (``INSERT 0 3``, ``UPDATE 3``); 0 for a tag without
+    one (``CREATE TABLE``)."""
+    last = (status or "").rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0

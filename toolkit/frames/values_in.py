@@ -390,9 +390,7 @@ def _scalar(value: Any, target: Target | None) -> str:
         if value.year < 1:  # pragma: no cover - Python dates start at year 1
             raise _Unwritable(f"{value} is before year 1", "write it as text")
         return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID | float | int | np.generic):
-        return str(value)
-    return str(value)
+    return str(value)  # Decimal, UUID, numbers: their text is what PostgreSQL reads
 
 
 _INTEGERS = ("int2", "int4", "int8")

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-import numpy as np
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -24,6 +23,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from sqlalchemy.exc import SQLAlchemyError
 
 from toolkit import errors
+from toolkit.frames import exact_frame
 from toolkit.frames.placeholders import Placeholders, find_placeholders
 from toolkit.notebook.bridge import run
 
@@ -172,7 +172,7 @@ async def _run_statement(
             result = await s.execute(_statement(sql, params or None))
             if result.returns_rows:
                 rows = result.fetchall() if not limit else result.fetchmany(limit + 1)
-                frame = _frame(rows, list(result.keys()))
+                frame = exact_frame(rows, list(result.keys()))
                 if limit and len(frame) > limit:
                     note = f"showing the first {limit} rows (--limit 0 for all)"
                     return frame.iloc[:limit], note
@@ -181,20 +181,6 @@ async def _run_statement(
     if count is not None and count >= 0:
         return None, f"{count} row{'' if count == 1 else 's'} affected"
     return None, "done"
-
-
-def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
-    """A statement's rows, each column's dtype inferred from its exact values by
-    ``pd.array`` (``Int64`` with ``<NA>``...): ``from_records`` made an int column holding
-    NULL floats (an int8 lost digits) and NULL text NaN."""
-    arrays = {}
-    for i in range(len(columns)):
-        values = np.empty(len(rows), dtype=object)  # 1-d even when the values are lists
-        values[:] = [row[i] for row in rows]
-        arrays[i] = pd.array(values)
-    frame = pd.DataFrame(arrays, index=pd.RangeIndex(len(rows)))
-    frame.columns = pd.Index(columns)
-    return frame
 
 
 # Extension entry points --------------------------------------------------------------

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Row
 
 from toolkit import pagination
-from toolkit.frames import to_dataframe
+from toolkit.frames import exact_frame, to_dataframe
 
 
 @dataclass(frozen=True, repr=False)
@@ -44,10 +43,7 @@ class _Items:
             return pd.DataFrame(columns=list(self.columns))
         if not isinstance(self.items[0], Row):
             return to_dataframe(self.items)
-        columns = zip(*self.items, strict=True)
-        frame = pd.DataFrame({i: _exact(values) for i, values in enumerate(columns)})
-        frame.columns = pd.Index(list(self.items[0]._fields))
-        return frame
+        return exact_frame(self.items, list(self.items[0]._fields))
 
     def _footer(self) -> str:
         raise NotImplementedError
@@ -66,14 +62,6 @@ class _Items:
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             f"<p><small>{escape(note)}</small></p>"
         )
-
-
-def _exact(values: tuple[Any, ...]) -> Any:
-    """A column of the values as they are: one-dimensional even when each value is a list
-    (``np.array`` would make lists of equal length a 2-d array)."""
-    objects = np.empty(len(values), dtype=object)
-    objects[:] = values
-    return pd.array(objects)
 
 
 def _cell(value: Any) -> str:

@@ -435,7 +435,11 @@ def _transaction_pooled(raw: Any, backend: int, dialect: Dialect, cargs: Any, cp
 def _first_connection(state: _ServerState, dialect: Dialect, cargs: Any, cparams: Any) -> Any:
     given = state.pooler
     # Until the pooler question is answered: no startup settings a pooler refuses.
-    connection = dialect.connect(*cargs, **_params(cparams, given == "transaction", settings=False))
+    # (A pooler named or ruled out by the option: the settings go at startup as usual.)
+    settings = given is not None
+    connection = dialect.connect(
+        *cargs, **_params(cparams, given == "transaction", settings=settings)
+    )
     try:
         again = _learn_on(connection, state, dialect, cargs, cparams)
     except BaseException:
@@ -473,7 +477,7 @@ def _learn_on(
     state.pooled = pooled
     if pooled and given is None:
         return True
-    if not pooled:  # the settings held back, for this connection's session
+    if not pooled and given is None:  # the settings held back, for this connection's session
         held = {
             name: value
             for name, value in (cparams.get("server_settings") or {}).items()
@@ -497,6 +501,9 @@ def _set_per_connection(engine: AsyncEngine, state: _ServerState) -> None:
             _watch_for_lost_clients(dbapi_connection, record)
         elif state.read_only:
             dbapi_connection.readonly = True  # SQLAlchemy's adapter: BEGIN READ ONLY
+
+    if state.statement_timeout is None:
+        return  # a "begin" listener makes SQLAlchemy dispatch events on every statement
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begun(conn: Any) -> None:
@@ -639,10 +646,10 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
             return
         raw = dbapi_connection.driver_connection
         returned = record.info.pop(_RETURNED, None)
-        quiet = _quiet(raw)  # asked before the loop may read again
-        _release_input(raw)
         recent = returned is not None and time.monotonic() - returned < _RECENT
-        if recent and quiet and returned > _lost_at.get(engine.sync_engine, 0.0):
+        quiet = recent and _quiet(raw)  # asked before the loop may read again
+        _release_input(raw)
+        if quiet and returned > _lost_at.get(engine.sync_engine, 0.0):
             return
         if raw.is_closed():
             raise sa_exc.InvalidatePoolError()

@@ -17,7 +17,8 @@ import toolkit as tk
 from tests.conftest import spy_on_copy
 from toolkit import pgtypes, queries
 from toolkit.errors import ToolkitError
-from toolkit.frames import copy_out, feed, statements
+from toolkit.frames import copy_out, feed
+from toolkit.sql import _statements as statements
 from toolkit.frames.feed import _Feed
 from toolkit.models import User
 

@@ -17,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 from sqlalchemy.engine import URL
 
-from toolkit.notebook.progress import progress_bar
+from toolkit.runtime import progress_bar
 
 MakeDatabase = Callable[..., Awaitable[URL]]
 

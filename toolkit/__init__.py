@@ -56,8 +56,8 @@ from toolkit.explore import (
 )
 from toolkit.frames import df, stream_df, to_dataframe, to_table
 from toolkit.migrate import downgrade, migrate
-from toolkit.notebook.bridge import run
 from toolkit.pagination import KeysetPage, Page, PaginationError, keyset, keyset_page, paginate
+from toolkit.runtime import run
 
 try:
     __version__ = _version("toolkit")

@@ -37,15 +37,21 @@ from sqlalchemy import Column, Table, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, sqltypes
 
-from toolkit import errors, identifiers
+from toolkit import errors
 from toolkit.database import Database, driver_connection
-from toolkit.frames import _compile
-from toolkit.frames.copy_in import _qualified, copy_arrow, located, target_types
-from toolkit.frames.statements import _dialect, command_count
+from toolkit.frames.copy_in import copy_arrow, copy_frame, located, target_types
 from toolkit.frames.values_in import Target as ColumnType
 from toolkit.frames.values_in import arrow_for_copy
-from toolkit.notebook.interrupt import interruptible
-from toolkit.notebook.progress import in_notebook, progress_bar
+from toolkit.runtime import in_notebook, interruptible, progress_bar
+from toolkit.sql import (
+    checked,
+    command_count,
+    compile_statement,
+    dialect,
+    qualified,
+    quote,
+    table_name,
+)
 
 __all__ = ["bulk_delete", "bulk_insert", "bulk_update", "upsert"]
 
@@ -79,10 +85,10 @@ async def bulk_insert(
     """
     table = _table(target) if not isinstance(target, str) else None
     name, schema = (table.name, table.schema) if table is not None else _split_name(str(target))
-    identifiers.checked(name, "table name")
+    checked(name, "table name")
     if schema is not None:
-        identifiers.checked(schema, "schema name")
-    qualified = _format(table) if table is not None else _qualified(name, schema)
+        checked(schema, "schema name")
+    target_sql = table_name(table) if table is not None else qualified(name, schema)
     rows = _as_text_if_infinite(table, rows, columns)
     with errors.translated():
         async with driver_connection(
@@ -92,7 +98,7 @@ async def bulk_insert(
                 try:
                     async with raw.transaction():
                         records = _records(table, rows, columns)
-                        where = (name, schema, qualified)
+                        where = (name, schema, target_sql)
                         return await _copy_records(raw, table, where, records, returning, progress)
                 except _TextInstead:  # rolled back; nothing was written
                     rows = _object_frame(rows, columns)
@@ -101,10 +107,8 @@ async def bulk_insert(
                 ids = await _reserve_ids(raw, table, list(frame.columns), len(frame), returning)
                 if ids is not None:
                     frame[_pk(table).name] = ids
-                targets = await target_types(raw, qualified)
-                arrow = arrow_for_copy(frame, targets)
-                await copy_arrow(raw, arrow, name, schema, index=rows.index, targets=targets)
-                return ids if ids is not None else len(frame)
+                written = await copy_frame(raw, frame, target_sql, name, schema)
+                return ids if ids is not None else written
 
 
 class _TextInstead(Exception):
@@ -122,11 +126,11 @@ async def _copy_records(
 ) -> int | list[Any]:
     """Binary COPY of Python rows: no text per value, the fast path for rows whose values
     asyncpg encodes exactly."""
-    name, schema, qualified = where
+    name, schema, target_sql = where
     names, rows = records
     for column in names:  # asyncpg quotes them; too long or NUL is refused here
-        identifiers.checked(column, "column name")
-    targets = await target_types(raw, qualified)
+        checked(column, "column name")
+    targets = await target_types(raw, target_sql)
     if _binary_would_change(targets, names, rows):
         raise _TextInstead
     ids = await _reserve_ids(raw, table, names, len(rows), returning)
@@ -195,7 +199,7 @@ async def bulk_update(
     if not setting:
         raise errors.ToolkitError("bulk_update rows hold only the key - name a column to set")
     _refuse_duplicates(arrays, [names.index(k) for k in keys], "bulk_update")
-    target = _format(table)
+    target = table_name(table)
     source = _unnest(table, names)
     sql = (
         f"UPDATE {target} AS t SET "
@@ -263,7 +267,7 @@ async def _upsert_frame(
             f"upsert: {len(keys)} key(s) appear more than once in the batch, e.g. "
             f"{keys[:5]} - de-duplicate the rows first (nothing was changed)"
         )
-    target = _format(table)
+    target = table_name(table)
     columns = ", ".join(_q(n) for n in names)
     action = (
         "DO UPDATE SET " + ", ".join(f"{_q(n)} = EXCLUDED.{_q(n)}" for n in changing)
@@ -315,7 +319,7 @@ async def bulk_delete(
     Returns how many rows were deleted.
     """
     table = _table(model)
-    target = _format(table)  # checks the names before anything is sent
+    target = table_name(table)  # checks the names before anything is sent
     with errors.translated():
         async with (
             driver_connection(
@@ -324,7 +328,7 @@ async def bulk_delete(
             raw.transaction(),
         ):
             if isinstance(where, ColumnElement):
-                sql, args = _compile(delete(table).where(where), None)
+                sql, args = compile_statement(delete(table).where(where), None)
                 return command_count(await raw.execute(sql, *args))
             keys = [c.name for c in table.primary_key.columns]
             records = [tuple(k) if len(keys) > 1 else (k,) for k in where]
@@ -599,17 +603,7 @@ def _column_arrays(
 
 
 def _q(name: str) -> str:
-    return identifiers.quote(name, "column name")
-
-
-def _format(table: Table) -> str:
-    """The table's name, checked and quoted by the dialect the statements run on (asyncpg's):
-    the default PostgreSQL dialect is psycopg2's, whose "pyformat" paramstyle doubles every
-    % in a name ("a%b" -> "a%%b", another table)."""
-    identifiers.checked(table.name, "table name")
-    if table.schema is not None:
-        identifiers.checked(table.schema, "schema name")
-    return str(_dialect().identifier_preparer.format_table(table))
+    return quote(name, "column name")
 
 
 def _unnest(table: Table | None, names: Sequence[str]) -> str:
@@ -633,7 +627,7 @@ def _unmodified(table: Table, name: str) -> str:
         return "BPCHAR"  # CHAR alone is char(1)
     if isinstance(kind, sqltypes.String) and kind.length is not None:
         return "VARCHAR"
-    return str(kind.compile(dialect=_dialect()))
+    return str(kind.compile(dialect=dialect()))
 
 
 def _arrays(records: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -681,7 +675,7 @@ async def _reserve_ids(
     return list(
         await raw.fetchval(
             "SELECT array_agg(nextval(pg_get_serial_sequence($1, $2))) FROM generate_series(1, $3)",
-            _format(table),
+            table_name(table),
             key.name,
             count,
         )

@@ -29,7 +29,7 @@ from toolkit.demo import reset_demo, seed_demo
 from toolkit.errors import ToolkitError
 from toolkit.migrate import migrate
 from toolkit.models import User
-from toolkit.notebook.bridge import run
+from toolkit.runtime import run
 
 __all__ = ["main", "parser"]
 

@@ -31,6 +31,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -40,6 +41,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePoo
 from sqlalchemy.util import await_, greenlet_spawn
 
 from toolkit import config, errors, probe, server_facts, standby
+from toolkit.runtime import before_script_loop_closes, script_loop
 from toolkit.server_facts import ServerFacts
 
 __all__ = [
@@ -48,11 +50,13 @@ __all__ = [
     "async_session",
     "cancel_on_server",
     "connect",
+    "connection_or_pooled",
     "driver_connection",
     "get_database",
     "get_engine",
     "get_session",
     "session",
+    "session_or_new",
     "statement_attempts",
 ]
 
@@ -168,8 +172,6 @@ class Database:
         if loop is None:
             # No loop yet (plain sync code asking for the engine): hand out the engine of
             # the loop tk.run() uses, so the first await binds it there.
-            from toolkit.notebook.bridge import script_loop
-
             loop = script_loop()
         engine = self._engines.get(loop)
         if engine is None:
@@ -179,6 +181,7 @@ class Database:
                     self._forget_closed_loops()
                     engine = self._create_engine()
                     self._engines[loop] = engine
+                    before_script_loop_closes(dispose_all)
                     self._dispose_before_loop_closes(loop, engine)
         return engine
 
@@ -814,6 +817,34 @@ async def get_session() -> AsyncGenerator[AsyncSession, None]:
     """The seed's FastAPI dependency, typed as what it is: an async generator."""
     async with get_database().session() as s:
         yield s
+
+
+@asynccontextmanager
+async def session_or_new(
+    session: AsyncSession | None, database: Database | None = None
+) -> AsyncIterator[AsyncSession]:
+    """The caller's session, or a new one (closed at the end; its reads need no commit).
+
+    Every helper taking ``session=`` runs in it through this (or ``connection_or_pooled``,
+    ``driver_connection`` one level down), so "yours, else ours" has one home.
+    """
+    if session is not None:
+        yield session
+        return
+    async with (database or get_database()).async_session() as own:
+        yield own
+
+
+@asynccontextmanager
+async def connection_or_pooled(
+    session: AsyncSession | None, database: Database | None = None
+) -> AsyncIterator[AsyncConnection]:
+    """The session's connection (inside its transaction), else a pooled one."""
+    if session is not None:
+        yield await session.connection()
+        return
+    async with (database or get_database()).engine.connect() as conn:
+        yield conn
 
 
 def driver_connection(

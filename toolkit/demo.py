@@ -19,11 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit.database import Database, get_database
 from toolkit.errors import DatabaseError, ToolkitError, server_field, translated
-from toolkit.identifiers import quote
 from toolkit.migrate import current_revision, known_revisions, migrate
 from toolkit.models import Base, Comment, Post, Tag, User
-from toolkit.notebook.interrupt import interruptible
-from toolkit.notebook.progress import progress_bar
+from toolkit.runtime import interruptible, progress_bar
+from toolkit.sql import quote
 from toolkit.standby import refuse_writes, refuse_writes_on
 
 __all__ = ["DemoCounts", "reset_demo", "seed_demo"]

@@ -25,6 +25,9 @@ __all__ = [
     "InvalidCharacter",
     "InvalidIdentifier",
     "LazyLoadError",
+    "NoSuchSchema",
+    "NoSuchTable",
+    "PaginationError",
     "PermissionDenied",
     "PoolExhausted",
     "QueryCanceled",
@@ -47,10 +50,10 @@ __all__ = [
 
 class _ShortInIPython(BaseException):
     """Shows in IPython and Jupyter as its message under the cell line that raised it
-    (``toolkit.tracebacks``); ``%tb verbose`` shows every frame."""
+    (``toolkit._tracebacks``); ``%tb verbose`` shows every frame."""
 
     def _render_traceback_(self) -> list[str]:  # IPython's hook, called instead of ultratb
-        from toolkit.tracebacks import render
+        from toolkit._tracebacks import render
 
         return render(self)
 
@@ -150,6 +153,26 @@ class RecoveryConflict(DatabaseError):
 
 class PermissionDenied(DatabaseError):
     """The role lacks a privilege the statement needs (SQLSTATE 42501)."""
+
+
+class NoSuchTable(UndefinedTable):
+    """No table, view or materialized view has the name asked for.
+
+    A subclass of ``UndefinedTable`` (SQLSTATE 42P01), so one ``except`` catches both this
+    and the server's own "relation does not exist".
+    """
+
+    sqlstate = "42P01"
+
+
+class NoSuchSchema(DatabaseError):
+    """No schema has the name asked for (SQLSTATE 3F000, PostgreSQL's invalid_schema_name)."""
+
+    sqlstate = "3F000"
+
+
+class PaginationError(ToolkitError):
+    """A query cannot be paginated as asked; the message says what to change."""
 
 
 class InvalidIdentifier(ToolkitError, ValueError):

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
 from toolkit.database import Database, driver_connection, statement_attempts
-from toolkit.frames.statements import Query, _prepare, command_count, sql_and_args
-from toolkit.notebook.interrupt import interruptible
+from toolkit.runtime import interruptible
+from toolkit.sql import Query, command_count, prepare, sql_and_args
 
 __all__ = ["execute"]
 
@@ -43,7 +43,7 @@ async def execute(
         for attempt in statement_attempts(session, reads=False):
             with attempt:
                 async with driver_connection(session, database, write=session is not None) as raw:
-                    prepared = await _prepare(raw, sql)
+                    prepared = await prepare(raw, sql)
                     if prepared.get_attributes():
                         raise errors.ToolkitError(
                             "execute() runs statements that return no rows, and this one "

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from toolkit import errors, standby
 from toolkit.database import Database, get_database
-from toolkit.notebook.interrupt import interruptible
+from toolkit.runtime import interruptible
 
 __all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "migrate"]
 

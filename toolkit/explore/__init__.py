@@ -16,7 +16,7 @@ table is built by SQLAlchemy from the reflected ``Table``, which quotes every id
 """
 
 from toolkit import frames as frames  # ``toolkit.explore.frames``, as on the single module
-from toolkit.explore.catalog import NoSuchSchema, NoSuchTable
+from toolkit.errors import NoSuchSchema, NoSuchTable
 from toolkit.explore.catalog import TableName as TableName
 from toolkit.explore.contents import profile, sample
 from toolkit.explore.counting import QueryCount, count_queries

@@ -18,32 +18,16 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import ARRAY, MetaData, Table, Text, bindparam, text
-from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from toolkit import errors, identifiers
-from toolkit.database import Database, get_database
+from toolkit import errors
+from toolkit.database import Database, connection_or_pooled
+from toolkit.sql import checked, quote_always
 
 TableName = str | Table | type
 """``"name"``, ``"schema.name"``, a ``Table`` or a mapped class (its table is looked up)."""
-
-
-class NoSuchTable(errors.UndefinedTable):
-    """No table, view or materialized view has the name asked for.
-
-    A subclass of ``UndefinedTable`` (SQLSTATE 42P01), so one ``except`` catches both this
-    and the server's own "relation does not exist".
-    """
-
-    sqlstate = "42P01"
-
-
-class NoSuchSchema(errors.DatabaseError):
-    """No schema has the name asked for (SQLSTATE 3F000, PostgreSQL's invalid_schema_name)."""
-
-    sqlstate = "3F000"
 
 
 _KINDS = {
@@ -118,9 +102,9 @@ def _spellings(table: TableName) -> tuple[str, list[str]]:
         table = mapped
     if isinstance(table, Table):
         shown = f"{table.schema}.{table.name}" if table.schema else table.name
-        spec = _quote_always(identifiers.checked(table.name, "table name"))
+        spec = quote_always(checked(table.name, "table name"))
         if table.schema:
-            spec = f"{_quote_always(identifiers.checked(table.schema, 'schema name'))}.{spec}"
+            spec = f"{quote_always(checked(table.schema, 'schema name'))}.{spec}"
         return shown, [spec]
     if not isinstance(table, str):
         raise TypeError(f"expected a table name, got {type(table).__name__}")
@@ -132,27 +116,23 @@ def _spellings(table: TableName) -> tuple[str, list[str]]:
         if char == "." and 0 < i < len(table) - 1
     ]
     specs = [
-        f"{_quote_always(schema)}.{_quote_always(name)}"
+        f"{quote_always(schema)}.{quote_always(name)}"
         for schema, name in splits
         if _holdable(schema) and _holdable(name)
     ]
     if _holdable(table) or not specs:  # a name that itself contains a dot
         # Too long a name is refused (InvalidIdentifier) rather than found truncated.
-        specs.append(_quote_always(identifiers.checked(table, "table name")))
+        specs.append(quote_always(checked(table, "table name")))
     return table, specs
 
 
 def _holdable(name: str) -> bool:
     """Whether PostgreSQL can hold ``name`` exactly (not too long, no NUL)."""
     try:
-        identifiers.checked(name)
+        checked(name)
     except errors.InvalidIdentifier:
         return False
     return True
-
-
-def _quote_always(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 async def _resolve(conn: AsyncConnection, table: TableName) -> _Relation:
@@ -162,7 +142,7 @@ async def _resolve(conn: AsyncConnection, table: TableName) -> _Relation:
         estimate = float(row[4]) if row[4] is not None and row[4] >= 0 else None
         return _Relation(int(row[0]), row[1], row[2], _KINDS[row[3]], estimate)
     candidates = [(r[0], r[1], bool(r[2])) for r in await conn.execute(_CANDIDATES)]
-    raise NoSuchTable(_no_such_table(shown, candidates))
+    raise errors.NoSuchTable(_no_such_table(shown, candidates))
 
 
 def _no_such_table(shown: str, candidates: Sequence[tuple[str, str, bool]]) -> str:
@@ -194,7 +174,7 @@ async def naming_close_tables(
         if missing is not None:
             # best effort: a catalog that cannot be read leaves the error as it is
             with contextlib.suppress(errors.ToolkitError, DBAPIError):
-                async with _connection(session, database) as conn:
+                async with connection_or_pooled(session, database) as conn:
                     found = await conn.execute(_CANDIDATES)
                     close = _closest_table(missing, [(r[0], r[1], bool(r[2])) for r in found])
                 if close is not None:
@@ -233,18 +213,6 @@ def _close_match(word: str, choices: Sequence[str]) -> str | None:
         lowered.setdefault(choice.lower(), choice)
     found = difflib.get_close_matches(word.lower(), list(lowered), n=1)
     return lowered[found[0]] if found else None
-
-
-@asynccontextmanager
-async def _connection(
-    session: AsyncSession | None, database: Database | None
-) -> AsyncIterator[AsyncConnection]:
-    """The session's connection (inside its transaction), else a pooled one."""
-    if session is not None:
-        yield await session.connection()
-        return
-    async with (database or get_database()).engine.connect() as conn:
-        yield conn
 
 
 @contextmanager
@@ -294,15 +262,3 @@ async def _columns(conn: AsyncConnection, relation: _Relation) -> list[_Column]:
             default = f"GENERATED ALWAYS AS ({expression}) {stored}"
         columns.append(_Column(name, type_, bool(nullable), default))
     return columns
-
-
-def _quote_identifier(name: str) -> str:
-    """Quoted only where PostgreSQL would need it (its ``quote_identifier``)."""
-    plain = (
-        bool(name)
-        and (name[0].islower() or name[0] == "_")
-        and all(c.islower() or c.isdigit() or c == "_" for c in name)
-        and name.isascii()
-        and name not in RESERVED_WORDS
-    )
-    return name if plain else _quote_always(name)

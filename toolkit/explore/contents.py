@@ -37,10 +37,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
 from toolkit import errors, explore, frames
-from toolkit.database import Database
-from toolkit.explore.catalog import TableName, _columns, _connection, _reflect, _Relation, _resolve
+from toolkit.database import Database, connection_or_pooled
+from toolkit.explore.catalog import TableName, _columns, _reflect, _Relation, _resolve
 from toolkit.explore.distribution import shard_estimate
-from toolkit.notebook.interrupt import interruptible
+from toolkit.runtime import interruptible
 
 # sample() --------------------------------------------------------------------------
 
@@ -69,7 +69,7 @@ async def sample(
     if n < 0:
         raise ValueError(f"n must be 0 or more, got {n}")
     with errors.translated():
-        async with _connection(session, database) as conn:
+        async with connection_or_pooled(session, database) as conn:
             relation = await _resolve(conn, table)
             reflected = await _reflect(conn, relation)
             if random and not relation.estimated_rows:  # Citus: the shards hold the rows
@@ -147,7 +147,7 @@ async def profile(
     table the exact distinct counts make this a slow query.
     """
     with errors.translated():
-        async with _connection(session, database) as conn:
+        async with connection_or_pooled(session, database) as conn:
             relation = await _resolve(conn, table)
             reflected = await _reflect(conn, relation)
             types = {c.name: c.type for c in await _columns(conn, relation)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from toolkit.explore.catalog import _quote_identifier
+from toolkit.sql import quote_like_postgres
 
 _NOT_IN_TEXT = frozenset(
     {
@@ -263,18 +263,18 @@ def _title(node: Mapping[str, Any]) -> str:
     if kind in ("Index Scan", "Index Only Scan"):
         if node.get("Scan Direction") == "Backward":
             title += " Backward"
-        title += f" using {_quote_identifier(node['Index Name'])}"
+        title += f" using {quote_like_postgres(node['Index Name'])}"
     if kind == "Bitmap Index Scan":
-        title += f" on {_quote_identifier(node['Index Name'])}"
+        title += f" on {quote_like_postgres(node['Index Name'])}"
     elif "Alias" in node:
         target = next((node[k] for k in _TARGETS if k in node), None)
         title += " on"
         if target is not None:
             schema = node.get("Schema")
-            quoted = _quote_identifier(target)
-            title += f" {_quote_identifier(schema)}.{quoted}" if schema else f" {quoted}"
+            quoted = quote_like_postgres(target)
+            title += f" {quote_like_postgres(schema)}.{quoted}" if schema else f" {quoted}"
         if target is None or node["Alias"] != target:
-            title += f" {_quote_identifier(node['Alias'])}"
+            title += f" {quote_like_postgres(node['Alias'])}"
     if kind in ("Nested Loop", "Merge Join", "Hash Join"):
         join = node.get("Join Type", "Inner")
         if join != "Inner":

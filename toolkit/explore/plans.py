@@ -14,11 +14,12 @@ from typing import Any, cast
 import pandas as pd
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from toolkit import errors, frames
+from toolkit import errors
 from toolkit.database import Database, driver_connection
 from toolkit.explore.catalog import naming_close_tables
 from toolkit.explore.plan_text import _render_plan, remote_plans
-from toolkit.notebook.interrupt import interruptible
+from toolkit.runtime import interruptible
+from toolkit.sql import Query, sql_and_args
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -108,7 +109,7 @@ class Plan:
 
 @interruptible
 async def explain(
-    query: frames.Query,
+    query: Query,
     params: Mapping[str, Any] | None = None,
     *,
     analyze: bool = False,
@@ -129,7 +130,7 @@ async def explain(
     in the session for every task's); ``Plan.task_count`` tells a router query (1 task)
     from one that fans out to every shard.
     """
-    sql, args = frames.sql_and_args(query, params)
+    sql, args = sql_and_args(query, params)
     sql = sql.strip().rstrip(";")
     options = "FORMAT JSON, ANALYZE, BUFFERS" if analyze else "FORMAT JSON"
     explained = f"EXPLAIN ({options}) {sql}"

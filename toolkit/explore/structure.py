@@ -15,16 +15,13 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from toolkit import errors, frames, identifiers
-from toolkit.database import Database
+from toolkit import errors, frames
+from toolkit.database import Database, connection_or_pooled
 from toolkit.explore.catalog import (
     _USER_SCHEMA,
-    NoSuchSchema,
     TableName,
     _close_match,
     _columns,
-    _connection,
-    _quote_identifier,
     _resolve,
 )
 from toolkit.explore.distribution import (
@@ -35,7 +32,8 @@ from toolkit.explore.distribution import (
     citus_installed,
     distribution_of,
 )
-from toolkit.notebook.interrupt import interruptible
+from toolkit.runtime import interruptible
+from toolkit.sql import checked, quote_like_postgres
 
 _TABLES_SQL = f"""
 {{with_citus}}
@@ -117,21 +115,21 @@ async def tables(
     Citus's own views (``citus_tables``, ``citus_schemas``) are left out.
     """
     with errors.translated():
-        async with _connection(session, database) as conn:
+        async with connection_or_pooled(session, database) as conn:
             citus = await citus_installed(conn, session, database)
-    sql = _TABLES_SQL.format_map(_CITUS if citus else _PLAIN)
+    listing = _TABLES_SQL.format_map(_CITUS if citus else _PLAIN)
     params: dict[str, Any] | None = None
     if schema is not None:
-        identifiers.checked(schema, "schema name")  # a longer name cannot match: say why
-        sql += " AND n.nspname = :schema"
+        checked(schema, "schema name")  # a longer name cannot match: say why
+        listing += " AND n.nspname = :schema"
         params = {"schema": schema}
-    frame = await frames.df(sql + " ORDER BY 1, 2", params, session=session, database=database)
+    frame = await frames.df(listing + " ORDER BY 1, 2", params, session=session, database=database)
     if schema is not None and frame.empty:
         with errors.translated():
-            async with _connection(session, database) as conn:
+            async with connection_or_pooled(session, database) as conn:
                 schemas = list((await conn.execute(_SCHEMAS)).scalars())
         if schema not in schemas:
-            raise NoSuchSchema(_no_such_schema(schema, schemas))
+            raise errors.NoSuchSchema(_no_such_schema(schema, schemas))
     return frame
 
 
@@ -217,7 +215,7 @@ async def describe(
     not know. An unknown name raises ``NoSuchTable`` with the closest existing name.
     """
     with errors.translated():
-        async with _connection(session, database) as conn:
+        async with connection_or_pooled(session, database) as conn:
             relation = await _resolve(conn, table)
             columns = await _columns(conn, relation)
             info = await conn.run_sync(_constraints, relation.schema, relation.name)
@@ -283,7 +281,7 @@ def _index_columns(index: Mapping[str, Any]) -> list[str]:
 
 
 def _references(fk: Mapping[str, Any]) -> str:
-    target = _quote_identifier(fk["referred_table"])
+    target = quote_like_postgres(fk["referred_table"])
     if fk.get("referred_schema"):
-        target = f"{_quote_identifier(fk['referred_schema'])}.{target}"
-    return f"{target}({', '.join(_quote_identifier(c) for c in fk['referred_columns'])})"
+        target = f"{quote_like_postgres(fk['referred_schema'])}.{target}"
+    return f"{target}({', '.join(quote_like_postgres(c) for c in fk['referred_columns'])})"

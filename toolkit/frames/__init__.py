@@ -34,11 +34,6 @@ from toolkit.frames.copy_in import copy_arrow as copy_arrow
 from toolkit.frames.copy_out import _ESTIMATE_TTL as _ESTIMATE_TTL
 from toolkit.frames.copy_out import COPY_THRESHOLD
 from toolkit.frames.copy_out import _via_copy as _via_copy
-from toolkit.frames.statements import Query as Query
-from toolkit.frames.statements import _compile as _compile
-from toolkit.frames.statements import _plannable as _plannable
-from toolkit.frames.statements import _statement as _statement
-from toolkit.frames.statements import sql_and_args as sql_and_args
 from toolkit.frames.values_in import arrow_for_copy as arrow_for_copy
 
 __all__ = ["COPY_THRESHOLD", "df", "stream_df", "to_dataframe", "to_table"]

@@ -27,20 +27,19 @@ from toolkit.database import (
     statement_attempts,
 )
 from toolkit.explore.catalog import naming_close_tables
-from toolkit.frames.copy_in import _qualified, _quote, column_types_of, copy_arrow, target_types
+from toolkit.frames.copy_in import column_types_of, copy_frame
 from toolkit.frames.copy_out import _estimate, _stream_copy, _use_copy
-from toolkit.frames.statements import (
+from toolkit.pgtypes import Column, DtypeBackend
+from toolkit.runtime import in_notebook, interruptible, progress_bar
+from toolkit.sql import (
     Query,
-    _plannable,
-    _prepare,
-    _reads_only,
-    _require_rows,
+    plannable,
+    prepare,
+    qualified,
+    quote,
+    reads_only,
     sql_and_args,
 )
-from toolkit.frames.values_in import arrow_for_copy
-from toolkit.notebook.interrupt import interruptible
-from toolkit.notebook.progress import in_notebook, progress_bar
-from toolkit.pgtypes import Column, DtypeBackend
 
 
 @interruptible
@@ -71,7 +70,7 @@ async def df(
                         # alone and the session stays usable, its uncommitted work intact.
                         guard = raw.transaction() if raw.is_in_transaction() else nullcontext()
                         async with guard:
-                            prepared = await _prepare(raw, sql)
+                            prepared = await prepare(raw, sql)
                             columns = pgtypes.columns_from_attributes(prepared.get_attributes())
                             _require_rows(columns)
                             copy = await _use_copy(raw, sql, args, columns)
@@ -87,9 +86,17 @@ async def df(
     return frame
 
 
+def _require_rows(columns: Sequence[Column]) -> None:
+    if not columns:
+        raise errors.ToolkitError(
+            "df() reads rows and this statement returns none - run it with tk.execute(...), "
+            "which gives the number of rows it changed"
+        )
+
+
 def _reads(sql: str, database: Database | None) -> bool:
     """Whether ``sql`` cannot write: by its text, or because the server refuses writes."""
-    return _reads_only(sql) or (database or get_database()).read_only
+    return reads_only(sql) or (database or get_database()).read_only
 
 
 async def stream_df(
@@ -140,20 +147,20 @@ async def _stream_chunks(
     """``stream_df``'s chunks on one connection: COPY, else a cursor, else one fetch."""
     transaction = raw.transaction() if not raw.is_in_transaction() else nullcontext()
     async with transaction:  # a cursor (or pinned COPY settings) lives in one
-        prepared = await _prepare(raw, sql)
+        prepared = await prepare(raw, sql)
         columns = pgtypes.columns_from_attributes(prepared.get_attributes())
         _require_rows(columns)
         bar = progress_bar(None, show, "stream_df")
         try:
             copy = (
                 all(c.copy_safe for c in columns)
-                and _plannable(sql)
+                and plannable(sql)
                 and not (await _estimate(raw, sql, args))[1]
             )
             attempt.sending(raw)
             if copy:
                 chunks = _stream_copy(raw, sql, args, columns, chunk_size, backend)
-            elif _plannable(sql):
+            elif plannable(sql):
                 chunks = _stream_cursor(prepared, args, columns, chunk_size, backend)
             else:  # SHOW, EXPLAIN...: no cursor over those; their results are small
                 chunks = _stream_fetched(prepared, args, columns, chunk_size, backend)
@@ -217,8 +224,8 @@ async def to_table(
     if if_exists not in ("fail", "append", "replace"):
         raise ValueError('if_exists must be "fail", "append" or "replace"')
     # Every name checked (InvalidIdentifier) and quoted before anything is sent.
-    target = _qualified(table, schema)
-    names = [_quote(str(n)) for n in frame.columns]
+    target = qualified(table, schema)
+    names = [quote(str(n), "column name") for n in frame.columns]
     with errors.translated():
         async with (
             driver_connection(session, database, write=True, refuse_on_standby="to_table") as raw,
@@ -236,12 +243,8 @@ async def to_table(
                 if exists:
                     await raw.execute(f"DROP TABLE {target}")
                 await raw.execute(f"CREATE TABLE {target} ({definition})")
-            # The values are checked against the table's real column types (ns, time
-            # zones, JSON...); a refusal rolls back the CREATE with everything else.
-            targets = await target_types(raw, target)
-            arrow = arrow_for_copy(frame, targets)
-            await copy_arrow(raw, arrow, table, schema, index=frame.index, targets=targets)
-    return int(arrow.num_rows)
+            # A refusal rolls back the CREATE with everything else.
+            return await copy_frame(raw, frame, target, table, schema)
 
 
 def to_dataframe(items: Iterable[Any]) -> pd.DataFrame:

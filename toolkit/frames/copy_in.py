@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 from asyncpg import PostgresError
 
-from toolkit import errors, identifiers
+from toolkit import errors
 from toolkit.frames.copy_out import _set, _settings
-from toolkit.frames.values_in import Target, is_missing, row_text
+from toolkit.frames.values_in import Target, arrow_for_copy, is_missing, row_text
+from toolkit.sql import checked
 
 _COPY_IN_ROWS = 65_536
 """Rows per CSV slice sent to COPY FROM STDIN."""
@@ -169,6 +170,22 @@ def _declared_objects(series: pd.Series, name: str) -> str:
 # COPY -------------------------------------------------------------------------------
 
 
+async def copy_frame(
+    raw: Any, frame: pd.DataFrame, target: str, table: str, schema: str | None
+) -> int:
+    """Write ``frame`` into the existing table ``target`` (quoted, maybe qualified): the
+    one DataFrame writer, behind ``to_table`` and ``bulk_insert(DataFrame)``.
+
+    Every value is checked against the table's real column types (nanoseconds, time
+    zones, JSON...) and a value its column cannot hold exactly is refused by column, row
+    and type before the COPY; the caller's transaction makes it all or nothing.
+    """
+    targets = await target_types(raw, target)
+    arrow = arrow_for_copy(frame, targets)
+    await copy_arrow(raw, arrow, table, schema, index=frame.index, targets=targets)
+    return int(arrow.num_rows)
+
+
 async def copy_arrow(
     raw: Any,
     arrow: pa.Table,
@@ -193,10 +210,10 @@ async def copy_arrow(
             pcsv.write_csv(pa.Table.from_batches([batch]), buffer, options)
             yield buffer.getvalue()
 
-    columns = [identifiers.checked(n, "column name") for n in arrow.column_names]
-    identifiers.checked(table, "table name")
+    columns = [checked(n, "column name") for n in arrow.column_names]
+    checked(table, "table name")
     if schema is not None:
-        identifiers.checked(schema, "schema name")
+        checked(schema, "schema name")
     saved = await _settings(raw, _COPY_IN_SETTINGS)
     await _set(raw, _COPY_IN_SETTINGS)
     try:
@@ -251,12 +268,3 @@ def located(
         located = type(mapped)(f"{prefix}{into}: {mapped}", sqlstate=code)
     located.original = exc
     return located
-
-
-def _quote(name: str, what: str = "column name") -> str:
-    return identifiers.quote(name, what)
-
-
-def _qualified(table: str, schema: str | None) -> str:
-    quoted = _quote(table, "table name")
-    return f"{_quote(schema, 'schema name')}.{quoted}" if schema is not None else quoted

@@ -26,8 +26,8 @@ from toolkit import errors, pgtypes
 from toolkit import frames as _package  # settings patched on the package apply here
 from toolkit.database import cancel_on_server
 from toolkit.frames.feed import _Feed
-from toolkit.frames.statements import _plannable
 from toolkit.pgtypes import Column, DtypeBackend
+from toolkit.sql import plannable
 
 COPY_THRESHOLD = 2_000
 """Estimated rows from which ``tk.df`` reads through COPY instead of row by row."""
@@ -55,7 +55,7 @@ and a table that grows is re-estimated soon after."""
 
 
 async def _use_copy(raw: Any, sql: str, args: Sequence[Any], columns: Sequence[Column]) -> bool:
-    if not all(c.copy_safe for c in columns) or not _plannable(sql):
+    if not all(c.copy_safe for c in columns) or not plannable(sql):
         return False
     rows, writes = await _estimate(raw, sql, args)
     return rows >= COPY_THRESHOLD and not writes

@@ -1,5 +1,6 @@
-"""Notebook support: the ``tk.run`` bridge and (later) the IPython extension."""
+"""Notebook presentation: the ``%%sql`` magic (``%load_ext toolkit``) and the HTML
+display of model lists. ``tk.run`` lives in ``toolkit.runtime``."""
 
-from toolkit.notebook.bridge import run
+from toolkit.runtime import run
 
 __all__ = ["run"]

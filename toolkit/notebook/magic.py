@@ -3,7 +3,7 @@
 The SQL runs through ``tk.df`` (interruptible; its own pooled connection) and the cell
 returns a DataFrame. ``:name`` placeholders are bound from the notebook's namespace as
 parameters - never formatted in. Placeholders are found by ``tk.df``'s tokenizer
-(``toolkit.frames.placeholders``), which skips quoted strings, quoted identifiers,
+(``toolkit.sql.find_placeholders``), which skips quoted strings, quoted identifiers,
 comments and ``::`` casts: ``'a :b'`` stays literal text.
 
 This module imports IPython; ``toolkit`` itself only imports it on ``%load_ext``.
@@ -24,8 +24,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from toolkit import errors
 from toolkit.frames import exact_frame
-from toolkit.frames.placeholders import Placeholders, find_placeholders
-from toolkit.notebook.bridge import run
+from toolkit.runtime import run
+from toolkit.sql import Placeholders, find_placeholders, plannable, statement
 
 __all__ = ["Placeholders", "SqlMagics", "find_placeholders", "load_ipython_extension"]
 
@@ -42,9 +42,8 @@ _WRITES = {"insert", "update", "delete", "merge"}
 
 def _is_query(scan: Placeholders) -> bool:
     """A row-returning query that can be wrapped in ``SELECT * FROM (...) LIMIT``."""
-    from toolkit.frames import _plannable
 
-    if not _plannable(scan.sql):
+    if not plannable(scan.sql):
         return False
     # WITH ... INSERT/UPDATE/DELETE must stay at the top level: run it as a statement.
     return not (scan.words and scan.words[0] == "with" and _WRITES & set(scan.words))
@@ -165,11 +164,10 @@ async def _run_statement(
 ) -> tuple[pd.DataFrame | None, str | None]:
     """INSERT/UPDATE/DDL...: in a session of its own, committed; rows if it returns any."""
     import toolkit as tk
-    from toolkit.frames import _statement
 
     with errors.translated():
         async with tk.session() as s:
-            result = await s.execute(_statement(sql, params or None))
+            result = await s.execute(statement(sql, params or None))
             if result.returns_rows:
                 rows = result.fetchall() if not limit else result.fetchmany(limit + 1)
                 frame = exact_frame(rows, list(result.keys()))

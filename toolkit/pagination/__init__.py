@@ -12,8 +12,8 @@ Both take the query as written and only add ordering, a window and a filter to i
 the way advanced-alchemy's ``filters.py`` applies a ``LimitOffset`` to a statement.
 """
 
+from toolkit.errors import PaginationError
 from toolkit.pagination.base import AnySelect as AnySelect
-from toolkit.pagination.base import PaginationError
 from toolkit.pagination.keys import Key as Key
 from toolkit.pagination.offset import paginate
 from toolkit.pagination.pages import KeysetPage, Page

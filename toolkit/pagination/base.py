@@ -1,39 +1,19 @@
-"""What offset and keyset pagination share: ``PaginationError``, the session a page's
+"""What offset and keyset pagination share: the session a page's
 statement runs in, and reading a page's items (model instances or rows) from its result.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from sqlalchemy import Select, inspect
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
-from toolkit.database import Database, get_database
-from toolkit.errors import ToolkitError
+from toolkit.errors import PaginationError
 
 AnySelect = Select[*tuple[Any, ...]]
-
-
-class PaginationError(ToolkitError):
-    """A query cannot be paginated as asked; the message says what to change."""
-
-
-@asynccontextmanager
-async def _session_scope(
-    session: AsyncSession | None, database: Database | None
-) -> AsyncIterator[AsyncSession]:
-    """The caller's session, or a new one (closed at the end; its reads need no commit)."""
-    if session is not None:
-        yield session
-        return
-    async with (database or get_database()).async_session() as own:
-        yield own
 
 
 def _single_entity(query: AnySelect) -> Mapper[Any] | None:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from toolkit.pagination.base import PaginationError
+from toolkit.errors import PaginationError
 
 _TAGGED: tuple[tuple[type, str, Callable[[Any], Any], Callable[[Any], Any]], ...] = (
     (datetime, "datetime", datetime.isoformat, datetime.fromisoformat),

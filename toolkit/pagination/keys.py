@@ -31,7 +31,8 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import ColumnClause, Label, UnaryExpression
 from sqlalchemy.sql.expression import TableClause
 
-from toolkit.pagination.base import AnySelect, PaginationError
+from toolkit.errors import PaginationError
+from toolkit.pagination.base import AnySelect
 from toolkit.pagination.catalog_keys import TableKeys, table_keys
 
 Key = Any

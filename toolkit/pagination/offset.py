@@ -12,19 +12,18 @@ from sqlalchemy import Select, bindparam, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
-from toolkit.database import Database, statement_attempts
+from toolkit.database import Database, session_or_new, statement_attempts
+from toolkit.errors import PaginationError
 from toolkit.explore.catalog import naming_close_tables
-from toolkit.frames.statements import sql_text
-from toolkit.notebook.interrupt import interruptible
 from toolkit.pagination.base import (
     AnySelect,
-    PaginationError,
     _column_names,
     _items,
-    _session_scope,
     _single_entity,
 )
 from toolkit.pagination.pages import Page
+from toolkit.runtime import interruptible
+from toolkit.sql import sql_text
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ async def paginate(
         with errors.translated():
             for attempt in statement_attempts(session, reads=True):
                 with attempt:
-                    async with _session_scope(session, database) as s:
+                    async with session_or_new(session, database) as s:
                         result = await s.execute(window.apply(statement))
                         columns = _column_names(entity, result.keys())
                         items = _items(result, entity)

@@ -14,14 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 
 from toolkit import errors
-from toolkit.database import Database
-from toolkit.notebook.interrupt import interruptible
+from toolkit.database import Database, session_or_new
+from toolkit.errors import PaginationError
 from toolkit.pagination.base import (
     AnySelect,
-    PaginationError,
     _column_names,
     _items,
-    _session_scope,
     _single_entity,
 )
 from toolkit.pagination.cursor import _decode_cursor, _encode_cursor
@@ -35,6 +33,7 @@ from toolkit.pagination.keys import (
     _table_facts,
 )
 from toolkit.pagination.pages import KeysetPage
+from toolkit.runtime import interruptible
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,7 @@ async def keyset_page(
     data, never code).
     """
     written = _written(query, key, size)
-    async with _session_scope(session, database) as s:
+    async with session_or_new(session, database) as s:
         plan = await _KeysetPlan.build(query, written, size, unique, s)
         return await plan.fetch(s, after)
 
@@ -181,7 +180,7 @@ async def keyset(
     in ``contextlib.aclosing`` to close it at the ``break`` itself).
     """
     written = _written(query, key, size)
-    async with _session_scope(session, database) as s:
+    async with session_or_new(session, database) as s:
         plan = await _KeysetPlan.build(query, written, size, unique, s)
         while True:
             page = await plan.fetch(s, after)

@@ -11,9 +11,22 @@ Quotes, semicolons and any other characters are fine: quoting makes them part of
 
 from __future__ import annotations
 
-from toolkit.errors import InvalidIdentifier
+from typing import Any
 
-__all__ = ["MAX_BYTES", "checked", "quote"]
+from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
+
+from toolkit.errors import InvalidIdentifier
+from toolkit.sql._dialect import dialect
+
+__all__ = [
+    "MAX_BYTES",
+    "checked",
+    "qualified",
+    "quote",
+    "quote_always",
+    "quote_like_postgres",
+    "table_name",
+]
 
 MAX_BYTES = 63
 """The longest name PostgreSQL keeps, in bytes of the database encoding (UTF-8 assumed)."""
@@ -44,6 +57,38 @@ def checked(name: str, what: str = "name") -> str:
 
 def quote(name: str, what: str = "name") -> str:
     """``name`` checked and quoted for PostgreSQL (only where needed, by SQLAlchemy)."""
-    from toolkit.frames.statements import _dialect  # at call time: frames imports this
+    return str(dialect().identifier_preparer.quote(checked(name, what)))
 
-    return str(_dialect().identifier_preparer.quote(checked(name, what)))
+
+def qualified(table: str, schema: str | None) -> str:
+    """``schema.table`` (or ``table``), each part checked and quoted."""
+    quoted = quote(table, "table name")
+    return f"{quote(schema, 'schema name')}.{quoted}" if schema is not None else quoted
+
+
+def table_name(table: Any) -> str:
+    """A SQLAlchemy ``Table``'s name as SQL (schema-qualified), each part checked first."""
+    checked(table.name, "table name")
+    if table.schema is not None:
+        checked(table.schema, "schema name")
+    return str(dialect().identifier_preparer.format_table(table))
+
+
+def quote_always(name: str) -> str:
+    """``name`` in double quotes, whatever it holds: for ``regclass`` text, where an
+    unquoted name would be folded to lower case. Not checked (a lookup may try a name
+    that cannot exist; see ``checked``)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_like_postgres(name: str) -> str:
+    """Quoted only where PostgreSQL's own ``quote_ident`` would: for showing a name the
+    way the server prints it (plans, descriptions), not for building SQL."""
+    plain = (
+        bool(name)
+        and (name[0].islower() or name[0] == "_")
+        and all(c.islower() or c.isdigit() or c == "_" for c in name)
+        and name.isascii()
+        and name not in RESERVED_WORDS
+    )
+    return name if plain else quote_always(name)

@@ -9,31 +9,43 @@ import contextlib
 import functools
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.type_api import _resolve_value_to_type
 
 from toolkit import errors
-from toolkit.frames.placeholders import find_placeholders
-from toolkit.pgtypes import Column
+from toolkit.sql._dialect import dialect
+from toolkit.sql._placeholders import find_placeholders
+
+__all__ = [
+    "Query",
+    "command_count",
+    "compile_statement",
+    "plannable",
+    "prepare",
+    "reads_only",
+    "sql_and_args",
+    "sql_text",
+    "statement",
+]
 
 Query = str | Executable
 
 
-def _statement(query: Query, params: Mapping[str, Any] | None) -> Executable:
+def statement(query: Query, params: Mapping[str, Any] | None) -> Executable:
+    """``query`` as an executable: SQL text becomes ``text()`` with its parameters bound."""
     if not isinstance(query, str):
         return query
-    statement = text(sql_text(query, params))
+    clause = text(sql_text(query, params))
     if params:
         # Typed binds: asyncpg then gets `$1::INTEGER`, not an untyped text parameter
         # ("select :n" with n=1 would otherwise fail with "expected str, got int").
-        statement = statement.bindparams(*(bindparam(k, v) for k, v in params.items()))
-    return statement
+        clause = clause.bindparams(*(bindparam(k, v) for k, v in params.items()))
+    return clause
 
 
 def sql_text(sql: str, params: Mapping[str, Any] | None) -> str:
@@ -76,11 +88,11 @@ def sql_and_args(query: Query, params: Mapping[str, Any] | None) -> tuple[str, l
     small query, parsing and compiling again cost about a tenth of the whole call.
     """
     if not isinstance(query, str):
-        return _compile(_statement(query, params), params)
+        return compile_statement(statement(query, params), params)
     key = _text_key(query, params)
     plan = _TEXT_PLANS.get(key) if key is not None else None
     if plan is None or key is None:
-        compiled = _compiled(_statement(query, params))
+        compiled = _compiled(statement(query, params))
         args = _args(compiled, params)  # checked before it is kept
         plan = _plan_of(compiled, params)
         if plan is not None and key is not None:
@@ -136,7 +148,9 @@ def _plan_of(compiled: SQLCompiler, params: Mapping[str, Any] | None) -> _TextPl
     return _TextPlan(compiled.string, names, tuple(processors.get(n) for n in names))
 
 
-def _compile(statement: Executable, params: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+def compile_statement(
+    statement: Executable, params: Mapping[str, Any] | None
+) -> tuple[str, list[Any]]:
     """SQL with ``$n`` placeholders and the bind values, as SQLAlchemy would send them."""
     compiled = _compiled(statement)
     return compiled.string, _args(compiled, params)
@@ -146,7 +160,7 @@ def _compiled(statement: Executable) -> SQLCompiler:
     return cast(
         SQLCompiler,
         cast(ClauseElement, statement).compile(
-            dialect=_dialect(), compile_kwargs={"render_postcompile": True}
+            dialect=dialect(), compile_kwargs={"render_postcompile": True}
         ),
     )
 
@@ -174,26 +188,7 @@ MAX_PARAMETERS = 32_767
 """Bind parameters one statement may carry (the protocol counts them in an int16)."""
 
 
-_DIALECT: list[Dialect] = []
-
-
-def _dialect() -> Dialect:
-    if not _DIALECT:
-        from sqlalchemy.dialects.postgresql.asyncpg import dialect
-
-        _DIALECT.append(dialect())  # type: ignore[no-untyped-call]
-    return _DIALECT[0]
-
-
-def _require_rows(columns: Sequence[Column]) -> None:
-    if not columns:
-        raise errors.ToolkitError(
-            "df() reads rows and this statement returns none - run it with tk.execute(...), "
-            "which gives the number of rows it changed"
-        )
-
-
-async def _prepare(raw: Any, sql: str) -> Any:
+async def prepare(raw: Any, sql: str) -> Any:
     """A prepared statement from asyncpg's per-connection statement cache.
 
     ``Connection.prepare`` always makes a new server-side statement (a round trip);
@@ -213,15 +208,15 @@ _LEADING_NOISE = re.compile(r"^(?:\s+|\(|--[^\n]*\n?|/\*.*?\*/)*", re.DOTALL)
 
 
 @functools.lru_cache(maxsize=512)
-def _reads_only(sql: str) -> bool:
-    """True for a query that cannot write, judged from its text: one ``_plannable`` has
+def reads_only(sql: str) -> bool:
+    """True for a query that cannot write, judged from its text: one ``plannable`` has
     no INSERT, UPDATE, DELETE or MERGE (a data-modifying WITH) and no SELECT INTO
     outside its literals and comments. ``FOR UPDATE`` only locks. A function the query
     calls is not looked into (a SELECT of a function that writes counts as a read).
 
     Only such a query is run again when its connection is lost (``tk.df``).
     """
-    if not _plannable(sql):
+    if not plannable(sql):
         return False
     words = find_placeholders(sql).words
     for previous, word in zip(("", *words), words, strict=False):
@@ -234,7 +229,7 @@ _WRITING = frozenset({"insert", "update", "delete", "merge", "into"})
 
 
 @functools.lru_cache(maxsize=512)
-def _plannable(sql: str) -> bool:
+def plannable(sql: str) -> bool:
     """True for queries EXPLAIN and COPY accept (not EXPLAIN, SHOW, FETCH...): judged by
     the first keyword, as a failing EXPLAIN would abort the caller's transaction."""
     head = _LEADING_NOISE.sub("", sql, count=1)[:6].lower()

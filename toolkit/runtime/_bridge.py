@@ -14,14 +14,15 @@ import asyncio
 import atexit
 import contextvars
 import threading
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["run", "script_loop"]
+__all__ = ["before_script_loop_closes", "run", "script_loop"]
 
 T = TypeVar("T")
 
 _local = threading.local()
+_before_close: list[Callable[[], Awaitable[None]]] = []
 _patched_loops: set[int] = set()
 _patch_lock = threading.Lock()
 
@@ -39,6 +40,16 @@ def _runner() -> asyncio.Runner:
 def script_loop() -> asyncio.AbstractEventLoop:
     """The loop ``tk.run`` uses in this thread (created on first call)."""
     return _runner().get_loop()
+
+
+def before_script_loop_closes(callback: Callable[[], Awaitable[None]]) -> None:
+    """Await ``callback()`` on a script's loop before it closes at exit (once per callback).
+
+    The layer above registers its clean-up here (``toolkit.database`` closes pooled
+    connections), so the bridge never imports it.
+    """
+    if callback not in _before_close:
+        _before_close.append(callback)
 
 
 def run(awaitable: Awaitable[T]) -> T:
@@ -74,10 +85,9 @@ def _make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _close_runner(runner: asyncio.Runner) -> None:
-    """At exit: close pooled connections cleanly, then the loop."""
-    from toolkit.database import dispose_all
-
+    """At exit: run the registered clean-ups (pooled connections closed), then close."""
     try:
-        runner.run(dispose_all())
+        for callback in list(_before_close):
+            runner.run(_await(callback()))
     finally:
         runner.close()

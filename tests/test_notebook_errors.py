@@ -112,7 +112,7 @@ def test_tb_verbose_shows_every_frame_and_never_the_password(kernel: Kernel) -> 
     assert shown_name == ename
     assert len(lines) > 40
     assert "site-packages/sqlalchemy" in text
-    assert "toolkit/database.py" in text
+    assert "toolkit/database/" in text
     assert SECRET not in text  # Verbose would print the connect call's locals
 
 

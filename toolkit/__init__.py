@@ -5,9 +5,7 @@ database is resolved on first use (TOOLKIT_DATABASE_URL, DATABASE_URL, else an e
 PostgreSQL started for you).
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
-
+from toolkit._version import __version__ as __version__
 from toolkit.bulk import bulk_delete, bulk_insert, bulk_update, upsert
 from toolkit.database import (
     Database,
@@ -58,11 +56,6 @@ from toolkit.frames import df, stream_df, to_dataframe, to_table
 from toolkit.migrate import downgrade, migrate
 from toolkit.pagination import KeysetPage, Page, PaginationError, keyset, keyset_page, paginate
 from toolkit.runtime import run
-
-try:
-    __version__ = _version("toolkit")
-except _PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 
 def load_ipython_extension(ip: object) -> None:  # ``%load_ext toolkit``; IPython only then

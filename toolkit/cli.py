@@ -22,7 +22,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from toolkit import __version__, server
+from toolkit import server
+from toolkit._version import __version__
 from toolkit.config import Settings, mask_url, server_address
 from toolkit.database import Database
 from toolkit.demo import reset_demo, seed_demo

@@ -17,13 +17,12 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from toolkit.database import Database, get_database
+from toolkit.database import Database, get_database, refuse_writes, refuse_writes_on
 from toolkit.errors import DatabaseError, ToolkitError, server_field, translated
 from toolkit.migrate import current_revision, known_revisions, migrate
 from toolkit.models import Base, Comment, Post, Tag, User
 from toolkit.runtime import interruptible, progress_bar
 from toolkit.sql import quote
-from toolkit.standby import refuse_writes, refuse_writes_on
 
 __all__ = ["DemoCounts", "reset_demo", "seed_demo"]
 

@@ -18,8 +18,8 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
-from toolkit import errors, standby
-from toolkit.database import Database, get_database
+from toolkit import errors
+from toolkit.database import Database, get_database, refuse_writes_on
 from toolkit.runtime import interruptible
 
 __all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "migrate"]
@@ -93,7 +93,7 @@ async def _run(step: Any, revision: str, database: Database | None, what: str) -
 
     with errors.translated():  # a failed step: the server's message, as a DatabaseError
         async with (database or get_database()).engine.connect() as conn:
-            await standby.refuse_writes_on(conn, f"{what} to {revision!r}")
+            await refuse_writes_on(conn, f"{what} to {revision!r}")
             result: str | None = await conn.run_sync(work)
             await conn.commit()
             return result

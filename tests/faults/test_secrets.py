@@ -29,7 +29,7 @@ from tests.conftest import MakeDatabase
 from tests.test_cli import cli_env, toolkit
 from tests.test_interrupt import Kernel
 from toolkit import config
-from toolkit import database as database_module
+from toolkit.database import _facade as database_module
 from toolkit.database import Database
 
 DISTINCTIVE = "S3cretPw-xyz"

@@ -9,21 +9,21 @@ are quoted here for the server and for display.
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-import re
 import warnings
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import ARRAY, MetaData, Table, Text, bindparam, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, SAWarning
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.exc import SAWarning
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolkit import errors
-from toolkit.database import Database, connection_or_pooled
+from toolkit.database import (
+    closest_table,
+    table_candidates,
+)
 from toolkit.sql import checked, quote_always
 
 TableName = str | Table | type
@@ -39,11 +39,6 @@ _KINDS = {
 }
 
 # Schemas shown: the user's, and this session's own temporary schema (pg_temp_N).
-_USER_SCHEMA = (
-    "((n.nspname !~ '^pg_' AND n.nspname <> 'information_schema') "
-    "OR n.oid = pg_catalog.pg_my_temp_schema())"
-)
-
 # Each spelling is a quoted identifier (or schema.identifier) sent as a bound value;
 # to_regclass resolves it the way PostgreSQL resolves a name in a query (search_path).
 _RESOLVE = text("""
@@ -55,14 +50,6 @@ WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
 ORDER BY s.i
 LIMIT 1
 """).bindparams(bindparam("specs", type_=ARRAY(Text)))
-
-_CANDIDATES = text(f"""
-SELECT n.nspname, c.relname, pg_catalog.pg_table_is_visible(c.oid)
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND {_USER_SCHEMA}
-ORDER BY 1, 2
-""")
 
 _COLUMNS = text("""
 SELECT a.attname,
@@ -141,12 +128,12 @@ async def _resolve(conn: AsyncConnection, table: TableName) -> _Relation:
     if row is not None:
         estimate = float(row[4]) if row[4] is not None and row[4] >= 0 else None
         return _Relation(int(row[0]), row[1], row[2], _KINDS[row[3]], estimate)
-    candidates = [(r[0], r[1], bool(r[2])) for r in await conn.execute(_CANDIDATES)]
+    candidates = await table_candidates(conn)
     raise errors.NoSuchTable(_no_such_table(shown, candidates))
 
 
 def _no_such_table(shown: str, candidates: Sequence[tuple[str, str, bool]]) -> str:
-    close = _closest_table(shown, candidates)
+    close = closest_table(shown, candidates)
     if close is not None:
         return f"no table named {shown!r}; did you mean {close!r}?"
     listed = [name for _, name, visible in candidates if visible]
@@ -155,64 +142,6 @@ def _no_such_table(shown: str, candidates: Sequence[tuple[str, str, bool]]) -> s
         return f"no table named {shown!r} (the database has no tables yet)"
     more = ", ..." if len(listed) > 10 else ""
     return f"no table named {shown!r} (tables: {', '.join(listed[:10])}{more})"
-
-
-@asynccontextmanager
-async def naming_close_tables(
-    sql: str | None, session: AsyncSession | None, database: Database | None
-) -> AsyncIterator[None]:
-    """Add "did you mean 'users'?" to an ``UndefinedTable`` raised inside, as ``sample``
-    and ``describe`` say it. The missing name is read from ``sql`` (None: the statement
-    SQLAlchemy reports it sent) at the position the server's error report gives (its
-    ``position`` field), not from the message text."""
-    try:
-        yield
-    except errors.UndefinedTable as exc:
-        sent = sql if sql is not None else getattr(exc.original, "statement", None)
-        position = errors.server_field(exc, "position")
-        missing = _name_at(sent, position) if isinstance(sent, str) else None
-        if missing is not None:
-            # best effort: a catalog that cannot be read leaves the error as it is
-            with contextlib.suppress(errors.ToolkitError, DBAPIError):
-                async with connection_or_pooled(session, database) as conn:
-                    found = await conn.execute(_CANDIDATES)
-                    close = _closest_table(missing, [(r[0], r[1], bool(r[2])) for r in found])
-                if close is not None:
-                    said = exc.args[0].split(" - ", 1)[0]
-                    exc.args = (f"{said} - did you mean {close!r}? (tk.tables() lists them)",)
-        raise
-
-
-_IDENTIFIER = r'(?:"(?:[^"]|"")+"|[^\W\d]\w*)'
-_QUALIFIED = re.compile(rf"{_IDENTIFIER}(?:\s*\.\s*{_IDENTIFIER})?")
-
-
-def _name_at(sql: str, position: str | None) -> str | None:
-    """The (maybe schema-qualified) name starting at a 1-based character ``position``,
-    as PostgreSQL reads it: quoted parts as written, unquoted ones folded to lower case."""
-    if position is None or not position.isdigit():
-        return None
-    found = _QUALIFIED.match(sql, int(position) - 1)
-    if found is None:
-        return None
-    parts = re.findall(_IDENTIFIER, found.group())
-    return ".".join(p[1:-1].replace('""', '"') if p.startswith('"') else p.lower() for p in parts)
-
-
-def _closest_table(shown: str, candidates: Sequence[tuple[str, str, bool]]) -> str | None:
-    # Tables on the search path are offered by their bare name, every table as schema.name.
-    names = [name for _, name, visible in candidates if visible]
-    names += [f"{schema}.{name}" for schema, name, _ in candidates]
-    return _close_match(shown, names)
-
-
-def _close_match(word: str, choices: Sequence[str]) -> str | None:
-    """The closest choice, ignoring case (``Users`` suggests ``users``)."""
-    lowered: dict[str, str] = {}
-    for choice in choices:
-        lowered.setdefault(choice.lower(), choice)
-    found = difflib.get_close_matches(word.lower(), list(lowered), n=1)
-    return lowered[found[0]] if found else None
 
 
 @contextmanager

@@ -15,8 +15,7 @@ import pandas as pd
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
-from toolkit.database import Database, driver_connection
-from toolkit.explore.catalog import naming_close_tables
+from toolkit.database import Database, driver_connection, naming_close_tables
 from toolkit.explore.plan_text import _render_plan, remote_plans
 from toolkit.runtime import interruptible
 from toolkit.sql import Query, sql_and_args

@@ -16,11 +16,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors, frames
-from toolkit.database import Database, connection_or_pooled
+from toolkit.database import USER_SCHEMA, Database, close_match, connection_or_pooled
 from toolkit.explore.catalog import (
-    _USER_SCHEMA,
     TableName,
-    _close_match,
     _columns,
     _resolve,
 )
@@ -65,7 +63,7 @@ CROSS JOIN LATERAL (
                        FROM pg_catalog.pg_partition_tree(c.oid) t)
         END AS bytes
 ) s
-WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND {_USER_SCHEMA} AND {NOT_CITUS_OWN}
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND {USER_SCHEMA} AND {NOT_CITUS_OWN}
 """
 
 _PLAIN = {
@@ -86,7 +84,7 @@ _CITUS = {
 }
 
 _SCHEMAS = text(f"""
-SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE {_USER_SCHEMA} ORDER BY 1
+SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE {USER_SCHEMA} ORDER BY 1
 """)
 
 
@@ -134,7 +132,7 @@ async def tables(
 
 
 def _no_such_schema(schema: str, schemas: Sequence[str]) -> str:
-    close = _close_match(schema, schemas)
+    close = close_match(schema, schemas)
     if close is not None:
         return f"no schema named {schema!r}; did you mean {close!r}?"
     return f"no schema named {schema!r} (schemas: {', '.join(schemas)})"

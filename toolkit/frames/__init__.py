@@ -28,6 +28,8 @@ from __future__ import annotations
 
 # The public names, and (as ``X as X`` re-exports) the private ones that other toolkit
 # modules and the tests use.
+from toolkit.frames._html import HTML_ROWS as HTML_ROWS
+from toolkit.frames._html import html_table as html_table
 from toolkit.frames.api import df, stream_df, to_dataframe, to_table
 from toolkit.frames.api import exact_frame as exact_frame
 from toolkit.frames.copy_in import copy_arrow as copy_arrow

@@ -24,9 +24,9 @@ from toolkit.database import (
     StatementAttempt,
     driver_connection,
     get_database,
+    naming_close_tables,
     statement_attempts,
 )
-from toolkit.explore.catalog import naming_close_tables
 from toolkit.frames.copy_in import column_types_of, copy_frame
 from toolkit.frames.copy_out import _estimate, _stream_copy, _use_copy
 from toolkit.pgtypes import Column, DtypeBackend

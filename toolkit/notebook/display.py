@@ -2,7 +2,7 @@
 
 * A ``list`` of toolkit models (what ``get_all_users`` returns) renders as a compact HTML
   table: loaded column values only (nothing is lazily loaded to draw it), escaped, at
-  most ``ROWS`` rows. Any other list keeps IPython's usual repr.
+  most ``toolkit.frames.HTML_ROWS`` rows. Any other list keeps IPython's usual repr.
 * SQLAlchemy's ``MissingGreenlet`` (a lazy load in async code) is shown as one short
   message naming the relationship and the two fixes, instead of a long traceback.
 """
@@ -10,22 +10,18 @@
 from __future__ import annotations
 
 import types
-from html import escape
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["ROWS", "missing_greenlet_message", "models_html", "register", "unregister"]
-
-ROWS = 20
-"""Rows a model list shows before "N more"."""
+__all__ = ["missing_greenlet_message", "models_html", "register", "unregister"]
 
 _previous_printer: dict[int, Any] = {}
 
 
 def models_html(value: Any) -> str | None:
     """An HTML table for a list of toolkit models; None (the default repr) otherwise."""
-    from toolkit.frames import to_dataframe
+    from toolkit.frames import HTML_ROWS, html_table, to_dataframe
     from toolkit.models import Base
 
     if not isinstance(value, list) or not value:
@@ -33,30 +29,15 @@ def models_html(value: Any) -> str | None:
     if not all(isinstance(item, Base) for item in value):
         return None
     kinds = sorted({type(item).__name__ for item in value})
-    frame = to_dataframe(value[:ROWS]) if len(kinds) == 1 else _mixed(value[:ROWS])
-    head = "".join(f"<th>{escape(str(name))}</th>" for name in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(cell)}</td>" for cell in row) + "</tr>"
-        for row in frame.itertuples(index=False, name=None)
-    )
+    frame = to_dataframe(value[:HTML_ROWS]) if len(kinds) == 1 else _mixed(value[:HTML_ROWS])
     footer = f"{len(value)} row{'' if len(value) == 1 else 's'} ({', '.join(kinds)})"
-    if len(value) > ROWS:
-        footer = f"{len(value) - ROWS} more · {footer}"
-    return (
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<p><small>{escape(footer)}</small></p>"
-    )
+    if len(value) > HTML_ROWS:
+        footer = f"{len(value) - HTML_ROWS} more · {footer}"
+    return html_table(frame, footer)
 
 
 def _mixed(items: list[Any]) -> pd.DataFrame:
     return pd.DataFrame({"model": [repr(item) for item in items]})
-
-
-def _cell(value: Any) -> str:
-    missing = value is None or value is pd.NA or value is pd.NaT
-    if missing or (isinstance(value, float) and value != value):
-        return ""
-    return escape(str(value))
 
 
 def _chained(previous: Any) -> Any:

@@ -20,7 +20,3 @@ from toolkit.pagination.pages import KeysetPage, Page
 from toolkit.pagination.seek import keyset, keyset_page
 
 __all__ = ["KeysetPage", "Page", "PaginationError", "keyset", "keyset_page", "paginate"]
-
-# Set here (``toolkit.pagination.HTML_ROWS = ...``); the pages read it at each repr.
-HTML_ROWS = 20
-"""Rows shown by a page's HTML repr (``to_df()`` has them all)."""

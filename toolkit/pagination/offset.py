@@ -12,9 +12,8 @@ from sqlalchemy import Select, bindparam, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
-from toolkit.database import Database, session_or_new, statement_attempts
+from toolkit.database import Database, naming_close_tables, session_or_new, statement_attempts
 from toolkit.errors import PaginationError
-from toolkit.explore.catalog import naming_close_tables
 from toolkit.pagination.base import (
     AnySelect,
     _column_names,

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html import escape
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Row
 
-from toolkit import pagination
-from toolkit.frames import exact_frame, to_dataframe
+from toolkit.frames import HTML_ROWS, exact_frame, html_table, to_dataframe
 
 
 @dataclass(frozen=True, repr=False)
@@ -49,27 +47,11 @@ class _Items:
         raise NotImplementedError
 
     def _repr_html_(self) -> str:
-        frame = to_dataframe(self.items[: pagination.HTML_ROWS]) if self.items else self.to_df()
-        head = "".join(f"<th>{escape(str(name))}</th>" for name in frame.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{_cell(value)}</td>" for value in row) + "</tr>"
-            for row in frame.itertuples(index=False, name=None)
-        )
+        frame = to_dataframe(self.items[:HTML_ROWS]) if self.items else self.to_df()
         note = self._footer()
-        if len(self.items) > pagination.HTML_ROWS:
-            note = f"first {pagination.HTML_ROWS} of {len(self.items)} rows shown · {note}"
-        return (
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f"<p><small>{escape(note)}</small></p>"
-        )
-
-
-def _cell(value: Any) -> str:
-    """An escaped table cell; NULL (None, NaN, NA, NaT in the frame) shows as empty."""
-    missing = value is None or value is pd.NA or value is pd.NaT
-    if missing or (isinstance(value, float) and value != value):
-        return ""
-    return escape(str(value))
+        if len(self.items) > HTML_ROWS:
+            note = f"first {HTML_ROWS} of {len(self.items)} rows shown · {note}"
+        return html_table(frame, note)
 
 
 @dataclass(frozen=True, repr=False)

@@ -40,9 +40,12 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import await_, greenlet_spawn
 
-from toolkit import config, errors, probe, server_facts, standby
+from toolkit import config, errors
+from toolkit.database import _facts as server_facts
+from toolkit.database import _probe as probe
+from toolkit.database import _standby as standby
+from toolkit.database._facts import ServerFacts
 from toolkit.runtime import before_script_loop_closes, script_loop
-from toolkit.server_facts import ServerFacts
 
 __all__ = [
     "Database",

@@ -1,4 +1,4 @@
-"""Deterministic demo data: users, posts, comments and tags, loaded with COPY.
+"""Loading the demo data: ``seed_demo`` and ``reset_demo``, with COPY, in one transaction.
 
 The same ``seed`` always gives the same rows (timestamps are anchored to a fixed date,
 not to "now"). Rows go through PostgreSQL's COPY protocol on the session's own asyncpg
@@ -11,13 +11,22 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit.database import Database, get_database, refuse_writes, refuse_writes_on
+from toolkit.demo._rows import (
+    ANCHOR,
+    SPAN,
+    TAGS,
+    chunks,
+    comment_rows,
+    post_rows,
+    post_tag_rows,
+    user_rows,
+)
 from toolkit.errors import DatabaseError, ToolkitError, server_field, translated
 from toolkit.migrate import current_revision, known_revisions, migrate
 from toolkit.models import Base, Comment, Post, Tag, User
@@ -26,150 +35,8 @@ from toolkit.sql import quote
 
 __all__ = ["DemoCounts", "reset_demo", "seed_demo"]
 
-ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
-"""Demo timestamps fall in the two years before this instant."""
-SPAN = timedelta(days=730)
 CHUNK = 20_000
-
-FIRST = [
-    "Ada",
-    "Alan",
-    "Barbara",
-    "Claude",
-    "Dennis",
-    "Edsger",
-    "Frances",
-    "Grace",
-    "Guido",
-    "Hedy",
-    "Ken",
-    "Katherine",
-    "Linus",
-    "Margaret",
-    "Niklaus",
-    "Radia",
-    "Ritchie",
-    "Shafi",
-    "Sophie",
-    "Tim",
-    "Yukihiro",
-    "Barbara",
-    "John",
-    "Donald",
-    "Leslie",
-    "Mary",
-    "Annie",
-    "Jean",
-    "Evelyn",
-    "Kathleen",
-    "Betty",
-    "Adele",
-    "Lynn",
-    "Joan",
-]
-LAST = [
-    "Lovelace",
-    "Turing",
-    "Liskov",
-    "Shannon",
-    "Ritchie",
-    "Dijkstra",
-    "Allen",
-    "Hopper",
-    "Rossum",
-    "Lamarr",
-    "Thompson",
-    "Johnson",
-    "Torvalds",
-    "Hamilton",
-    "Wirth",
-    "Perlman",
-    "Goldwasser",
-    "Wilson",
-    "Lee",
-    "Matsumoto",
-    "Knuth",
-    "Lamport",
-    "Keller",
-    "Easley",
-    "Bartik",
-    "Clarke",
-    "Booth",
-    "Holberton",
-    "Goldberg",
-    "Conway",
-    "Sammet",
-    "Wing",
-]
-WORDS = [
-    "async",
-    "query",
-    "index",
-    "page",
-    "cursor",
-    "session",
-    "engine",
-    "pool",
-    "loop",
-    "await",
-    "select",
-    "join",
-    "load",
-    "eager",
-    "lazy",
-    "batch",
-    "copy",
-    "stream",
-    "frame",
-    "column",
-    "table",
-    "schema",
-    "migration",
-    "revision",
-    "commit",
-    "rollback",
-    "flush",
-    "transaction",
-    "latency",
-    "plan",
-    "scan",
-    "vacuum",
-    "tuple",
-    "row",
-    "key",
-    "seek",
-    "offset",
-    "limit",
-    "order",
-    "notebook",
-    "kernel",
-    "chart",
-    "metric",
-    "sample",
-    "profile",
-    "trend",
-    "signal",
-    "outlier",
-    "cohort",
-]
-TAGS = [
-    "python",
-    "postgres",
-    "sqlalchemy",
-    "asyncio",
-    "pandas",
-    "jupyter",
-    "performance",
-    "tutorial",
-    "databases",
-    "analytics",
-    "migrations",
-    "testing",
-    "indexing",
-    "pagination",
-    "visualization",
-    "tips",
-]
+"""Rows per COPY: bounds memory and feeds the progress bar."""
 
 
 @dataclass(frozen=True)
@@ -286,7 +153,7 @@ async def _seed(
 
     async def copy(table: str, columns: Sequence[str], rows: Iterator[tuple[Any, ...]]) -> int:
         count = 0
-        for chunk in _chunks(rows, CHUNK):
+        for chunk in chunks(rows, CHUNK):
             await raw.copy_records_to_table(table, records=chunk, columns=list(columns))
             count += len(chunk)
             if table != "post_tags" and table != "tags":
@@ -296,7 +163,7 @@ async def _seed(
     user_ids = list(range(start[User] + 1, start[User] + n_users + 1))
     user_created = {uid: ANCHOR - SPAN + SPAN * rng.random() for uid in user_ids}
     await copy(
-        "users", ("id", "email", "name", "is_active", "created_at"), _users(rng, user_created)
+        "users", ("id", "email", "name", "is_active", "created_at"), user_rows(rng, user_created)
     )
 
     tag_rows = (
@@ -316,14 +183,14 @@ async def _seed(
     await copy(
         "posts",
         ("id", "title", "content", "author_id", "created_at"),
-        _posts(rng, post_ids, authors, post_created),
+        post_rows(rng, post_ids, authors, post_created),
     )
-    n_links = await copy("post_tags", ("post_id", "tag_id"), _post_tags(rng, post_ids, tag_ids))
+    n_links = await copy("post_tags", ("post_id", "tag_id"), post_tag_rows(rng, post_ids, tag_ids))
 
     await copy(
         "comments",
         ("id", "post_id", "author_id", "body", "created_at"),
-        _comments(rng, start[Comment], n_comments, post_ids, post_created, user_ids),
+        comment_rows(rng, start[Comment], n_comments, post_ids, post_created, user_ids),
     )
     bar.close()
 
@@ -335,82 +202,3 @@ async def _seed(
             )
         )
     return DemoCounts(n_users, n_posts, n_comments, n_tags, n_links)
-
-
-def _users(rng: random.Random, created: dict[int, datetime]) -> Iterator[tuple[Any, ...]]:
-    for uid, when in created.items():
-        first, last = rng.choice(FIRST), rng.choice(LAST)
-        yield (
-            uid,
-            f"{first}.{last}.{uid}@example.com".lower(),
-            f"{first} {last}",
-            rng.random() < 0.9,
-            when,
-        )
-
-
-class _Phrases:
-    """Sentences drawn from a pool made once per seed: picking one is a single random
-    call, where building each sentence word by word dominated the seeding time."""
-
-    def __init__(self, rng: random.Random, low: int, high: int, size: int = 4_096) -> None:
-        self._pool = [
-            " ".join(rng.choices(WORDS, k=rng.randint(low, high))).capitalize() for _ in range(size)
-        ]
-        self._rng = rng
-
-    def __call__(self) -> str:
-        return self._pool[int(self._rng.random() * len(self._pool))]
-
-
-def _posts(
-    rng: random.Random, ids: list[int], authors: list[int], created: list[datetime]
-) -> Iterator[tuple[Any, ...]]:
-    title, sentence = _Phrases(rng, 3, 8), _Phrases(rng, 6, 14)
-    for pid, author, when in zip(ids, authors, created, strict=True):
-        content = ". ".join([sentence() for _ in range(1 + int(rng.random() * 4))]) + "."
-        yield (pid, title(), content, author, when)
-
-
-def _post_tags(
-    rng: random.Random, post_ids: list[int], tag_ids: list[int]
-) -> Iterator[tuple[int, int]]:
-    if not tag_ids:
-        return
-    for pid in post_ids:
-        for tid in rng.sample(tag_ids, k=min(len(tag_ids), rng.randint(0, 3))):
-            yield (pid, tid)
-
-
-def _comments(
-    rng: random.Random,
-    start: int,
-    count: int,
-    post_ids: list[int],
-    post_created: list[datetime],
-    user_ids: list[int],
-) -> Iterator[tuple[Any, ...]]:
-    if not post_ids or not user_ids:
-        return
-    body = _Phrases(rng, 3, 16)
-    for offset in range(count):
-        index = rng.randrange(len(post_ids))
-        written = post_created[index] + timedelta(hours=rng.expovariate(1 / 48))
-        yield (
-            start + offset + 1,
-            post_ids[index],
-            rng.choice(user_ids),
-            body(),
-            min(written, ANCHOR),
-        )
-
-
-def _chunks(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
-    chunk: list[tuple[Any, ...]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -115,14 +115,14 @@ def spy_on_copy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Record, for each query tk.df sends through COPY, whether COPY produced the frame
     (False: a value did not parse and the row path answered)."""
     used: list[bool] = []
-    from toolkit import frames
+    from toolkit.frames import _copy_out
 
-    original = frames._via_copy
+    original = _copy_out.via_copy
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
         result = await original(*args, **kwargs)
         used.append(result is not None)
         return result
 
-    monkeypatch.setattr(frames, "_via_copy", spy)
+    monkeypatch.setattr(_copy_out, "via_copy", spy)
     return used

@@ -31,7 +31,9 @@ def _modules() -> Iterator[tuple[str, Path]]:
 def _is_module(name: str) -> bool:
     relative = Path(*name.split("."))
     root = PACKAGE.parent
-    return (root / relative).with_suffix(".py").exists() or (root / relative / "__init__.py").exists()
+    return (root / relative).with_suffix(".py").exists() or (
+        root / relative / "__init__.py"
+    ).exists()
 
 
 def _private(name: str) -> bool:
@@ -122,9 +124,7 @@ def test_a_module_is_short_or_its_docstring_says_why_it_is_one_module(
     [(m, p) for m, p in _modules() if p.name == "__init__.py"],
     ids=[m for m, p in _modules() if p.name == "__init__.py"],
 )
-def test_every_package_states_its_api_in_all_and_a_docstring(
-    module: str, path: Path
-) -> None:
+def test_every_package_states_its_api_in_all_and_a_docstring(module: str, path: Path) -> None:
     tree = ast.parse(path.read_text())
     assert ast.get_docstring(tree), f"{module} has no docstring"
     declared = [

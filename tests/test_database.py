@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import toolkit as tk
 from tests.conftest import MakeDatabase
-from toolkit.database import _facade as database_module
 from toolkit.database import Database
+from toolkit.database import _facade as database_module
 from toolkit.errors import ConfigurationError, DatabaseError, QueryCanceled, ReadOnlyViolation
 from toolkit.models import User
 

@@ -39,9 +39,8 @@ from sqlalchemy.sql import ColumnElement, sqltypes
 
 from toolkit import errors
 from toolkit.database import Database, driver_connection
-from toolkit.frames.copy_in import copy_arrow, copy_frame, located, target_types
-from toolkit.frames.values_in import Target as ColumnType
-from toolkit.frames.values_in import arrow_for_copy
+from toolkit.frames import Target as ColumnType
+from toolkit.frames import arrow_for_copy, copy_arrow, copy_frame, located, target_types
 from toolkit.runtime import in_notebook, interruptible, progress_bar
 from toolkit.sql import (
     checked,

@@ -46,10 +46,9 @@ from sqlalchemy.engine import URL
 import toolkit as tk
 from tests.conftest import MakeDatabase, spy_on_copy
 from tests.test_interrupt import Kernel
-from toolkit import pgtypes
 from toolkit.database import Database
 from toolkit.errors import ToolkitError
-from toolkit.frames import copy_out
+from toolkit.frames import _estimate, _types
 
 SCHEMA = [
     "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy', 'très \"joyeux\"')",
@@ -831,7 +830,7 @@ class Reader:
             values: list[Any] = []
             with pytest.MonkeyPatch.context() as patch:
                 if kind == "stream-cursor":
-                    patch.setattr(pgtypes.Column, "copy_safe", property(lambda self: False))
+                    patch.setattr(_types.Column, "copy_safe", property(lambda self: False))
                 async for chunk in tk.stream_df(
                     sql,
                     params,
@@ -859,7 +858,7 @@ class Reader:
         if kind == "page":
             return (await tk.paginate(sql, size=100_000, params=params, **where)).to_df()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(copy_out, "COPY_THRESHOLD", 0 if kind == "copy" else math.inf)
+            patch.setattr(_estimate, "COPY_THRESHOLD", 0 if kind == "copy" else math.inf)
             answered = spy_on_copy(patch)
             frame = await tk.df(sql, params, **where, dtype_backend=backend)
         self.copy_answered = answered

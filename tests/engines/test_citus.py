@@ -33,7 +33,7 @@ from tests.engines.citus_conftest import (
     _dsn,
     tables_of,
 )
-from toolkit.frames import copy_out
+from toolkit.frames import _estimate
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
 citus_admin = citus_conftest.citus_admin  # the fixtures, used here
@@ -247,9 +247,9 @@ async def test_df_reads_a_distributed_table_by_copy_and_by_rows(
 ) -> None:
     used = spy_on_copy(monkeypatch)
     sql = "SELECT * FROM lineitem ORDER BY l_orderkey, l_linenumber"
-    monkeypatch.setattr(copy_out, "COPY_THRESHOLD", 1)
+    monkeypatch.setattr(_estimate, "COPY_THRESHOLD", 1)
     by_copy = await tk.df(sql, database=citus.db)
-    monkeypatch.setattr(copy_out, "COPY_THRESHOLD", 10**12)
+    monkeypatch.setattr(_estimate, "COPY_THRESHOLD", 10**12)
     by_rows = await tk.df(sql, database=citus.db)
     assert used == [True]  # the second read took the row path
     assert len(by_copy) == ORDERS * LINES_PER_ORDER

@@ -11,31 +11,50 @@ How ``tk.df`` chooses its path (the rule is the same for every query):
   C++ CSV reader (tab-separated, unquoted) parses it in a worker thread *while* it
   arrives.
 
-Both paths build the same Arrow columns (``toolkit.pgtypes``), so a query gives the same
-dtypes however many rows it returns. Parameters are always bound: the row path sends them
-to the server as bind values; COPY cannot take bind values, so asyncpg has the server
-quote them (``quote_literal`` of the encoded value) - user values are never formatted into
-SQL by Python.
+Both paths build the same Arrow columns, so a query gives the same dtypes however many
+rows it returns. Parameters are always bound: the row path sends them to the server as
+bind values; COPY cannot take bind values, so asyncpg has the server quote them
+(``quote_literal`` of the encoded value) - user values are never formatted into SQL by
+Python.
 
-The package: ``statements`` (SQL and bind values), ``copy_out`` (the COPY path, with its
-byte pipe in ``feed``), ``copy_in`` (COPY FROM STDIN of a DataFrame, for ``to_table`` and
-the bulk helpers, with each value's text from ``values_in``) and ``api`` (the public
-functions and the row path). ``_via_copy`` and ``_ESTIMATE_TTL`` are looked up on
-this package at call time, so patching them here (as the tests do) takes effect.
+The modules, one job each:
+
+* ``_types`` - PostgreSQL type -> Arrow type -> pandas dtype (``Column``);
+* ``_columns`` - Arrow columns from driver values, COPY text and sent timestamps;
+* ``_assemble`` - Arrow columns -> a DataFrame without needless copies;
+* ``_estimate`` - which path: the planner's estimate against ``COPY_THRESHOLD``;
+* ``_copy_out`` - the COPY path, fed by the byte pipe in ``_feed``;
+* ``_read`` - ``df`` and ``stream_df``, and the row path;
+* ``_values_in`` / ``_copy_in`` - each value's text for COPY FROM, checked against the
+  target column, and ``copy_frame``, the one DataFrame writer (``to_table`` and
+  ``bulk_insert(DataFrame)``);
+* ``_write`` - ``to_table``; ``_convert`` - ``to_dataframe``, ``exact_frame``;
+* ``_html`` - the one HTML table of pages and model lists.
 """
 
-from __future__ import annotations
+from toolkit.frames._convert import exact_frame, to_dataframe
+from toolkit.frames._copy_in import copy_arrow, copy_frame, located, target_types
+from toolkit.frames._estimate import COPY_THRESHOLD
+from toolkit.frames._html import HTML_ROWS, html_table
+from toolkit.frames._read import df, stream_df
+from toolkit.frames._types import DtypeBackend
+from toolkit.frames._values_in import Target, arrow_for_copy
+from toolkit.frames._write import to_table
 
-# The public names, and (as ``X as X`` re-exports) the private ones that other toolkit
-# modules and the tests use.
-from toolkit.frames._html import HTML_ROWS as HTML_ROWS
-from toolkit.frames._html import html_table as html_table
-from toolkit.frames.api import df, stream_df, to_dataframe, to_table
-from toolkit.frames.api import exact_frame as exact_frame
-from toolkit.frames.copy_in import copy_arrow as copy_arrow
-from toolkit.frames.copy_out import _ESTIMATE_TTL as _ESTIMATE_TTL
-from toolkit.frames.copy_out import COPY_THRESHOLD
-from toolkit.frames.copy_out import _via_copy as _via_copy
-from toolkit.frames.values_in import arrow_for_copy as arrow_for_copy
-
-__all__ = ["COPY_THRESHOLD", "df", "stream_df", "to_dataframe", "to_table"]
+__all__ = [
+    "COPY_THRESHOLD",
+    "HTML_ROWS",
+    "DtypeBackend",
+    "Target",
+    "arrow_for_copy",
+    "copy_arrow",
+    "copy_frame",
+    "df",
+    "exact_frame",
+    "html_table",
+    "located",
+    "stream_df",
+    "target_types",
+    "to_dataframe",
+    "to_table",
+]

@@ -1,4 +1,4 @@
-"""toolkit.pgtypes through tk.df: every PostgreSQL type round-trips to asyncpg's values.
+"""The type mapping through tk.df: every PostgreSQL type round-trips to asyncpg's values.
 
 The same table is read by both of tk.df's paths - rows over the binary protocol (a few
 rows) and COPY + Arrow (many rows) - and each value is compared with what asyncpg itself
@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import toolkit as tk
 from tests.conftest import spy_on_copy
-from toolkit import frames, pgtypes
-from toolkit.frames import copy_out
+from toolkit import frames
+from toolkit.frames import _assemble, _columns, _estimate, _types
 
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -95,7 +95,7 @@ async def typed(
 ) -> AsyncIterator[AsyncSession]:
     """The every_type table, inside the test's rolled-back transaction."""
     # Each test re-creates the table with other row counts: never reuse a row estimate.
-    monkeypatch.setattr(frames, "_ESTIMATE_TTL", 0.0)
+    monkeypatch.setattr(_estimate, "ESTIMATE_TTL", 0.0)
     conn = await session.connection()
     raw = (await conn.get_raw_connection()).driver_connection
     # The type and table are created anew (new OIDs) in every test's rolled-back
@@ -237,7 +237,7 @@ async def _driver(session: AsyncSession) -> Any:
 
 
 def _decimal_text(*batches: list[str | None]) -> Any:
-    decimals = pgtypes.DecimalText()
+    decimals = _columns.DecimalText()
     for batch in batches:
         decimals.add(pa.array(batch, type=pa.string()))
     return decimals.finish()
@@ -272,7 +272,7 @@ def test_a_sign_or_a_leading_zero_is_not_a_digit_at_the_38_digit_limit(
 ) -> None:
     """Columns of exactly 38 digits stay Arrow decimals, as on the row path."""
     values = [Decimal(v) for batch in batches for v in batch]
-    row_path = pgtypes._decimals_from_values(values)
+    row_path = _columns._decimals_from_values(values)
     column = _decimal_text(*batches)
     assert isinstance(row_path, pa.Array)
     assert column.type == row_path.type == pa.decimal128(38, 37)
@@ -332,18 +332,18 @@ _ARROW_COLUMNS = [
 @pytest.mark.parametrize("column", _ARROW_COLUMNS, ids=lambda c: str(c.type))
 @pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
 def test_columns_built_directly_equal_what_pandas_builds(
-    column: pa.Array, chunked: bool, backend: pgtypes.DtypeBackend
+    column: pa.Array, chunked: bool, backend: _types.DtypeBackend
 ) -> None:
     data = pa.chunked_array([column[:1], column[1:]]) if chunked else column
-    built = pd.Series(pgtypes._to_pandas(data, backend))
+    built = pd.Series(_assemble.to_pandas(data, backend))
     if backend == "pyarrow":
         expected = pd.Series(data.to_pandas(types_mapper=pd.ArrowDtype))
     elif pa.types.is_timestamp(column.type) and column.type.tz is None:
         expected = pd.Series(data.to_numpy(zero_copy_only=False))
     elif pa.types.is_timestamp(column.type):
         expected = pd.Series(pd.DatetimeTZDtype("us", "UTC").__from_arrow__(data))
-    elif column.type in pgtypes._NULLABLE:
-        expected = pd.Series(pgtypes._NULLABLE[column.type].__from_arrow__(data))
+    elif column.type in _types.NULLABLE:
+        expected = pd.Series(_types.NULLABLE[column.type].__from_arrow__(data))
     else:
         expected = pd.Series(pd.ArrowDtype(column.type).__from_arrow__(data))
     pd.testing.assert_series_equal(built, expected, check_exact=True)
@@ -351,7 +351,7 @@ def test_columns_built_directly_equal_what_pandas_builds(
 
 
 def test_a_column_of_no_chunks_becomes_an_empty_array() -> None:
-    assert len(pgtypes._numpy(pa.chunked_array([], type=pa.int64()))) == 0
+    assert len(_assemble._numpy(pa.chunked_array([], type=pa.int64()))) == 0
 
 
 @pytest.mark.parametrize(
@@ -368,11 +368,11 @@ def test_a_column_of_no_chunks_becomes_an_empty_array() -> None:
 def test_row_path_masked_columns_equal_the_arrow_route(
     pg_type: str, values: tuple[Any, ...]
 ) -> None:
-    column = pgtypes.Column("c", pg_type)
-    built = pd.Series(pgtypes.column_from_values(column, values, "numpy_nullable"))
+    column = _types.Column("c", pg_type)
+    built = pd.Series(_columns.column_from_values(column, values, "numpy_nullable"))
     assert column.arrow_type is not None
     arrow = pa.array(values, type=column.arrow_type)
-    expected = pd.Series(pgtypes._NULLABLE[column.arrow_type].__from_arrow__(arrow))
+    expected = pd.Series(_types.NULLABLE[column.arrow_type].__from_arrow__(arrow))
     pd.testing.assert_series_equal(built, expected, check_exact=True)
 
 
@@ -392,7 +392,7 @@ async def test_copied_timestamps_keep_every_microsecond_from_year_1_to_9999(
         "FROM generate_series(1, 3 * 2000) g ORDER BY g"
     )
     copied = spy_on_copy(monkeypatch)
-    monkeypatch.setattr(copy_out, "COPY_THRESHOLD", 10)  # where it is read
+    monkeypatch.setattr(_estimate, "COPY_THRESHOLD", 10)  # where it is read
     frame = await tk.df(query, session=session)
     raw = await _driver(session)
     expected = [r["at"] for r in await raw.fetch(query)]
@@ -418,7 +418,7 @@ async def test_a_timestamp_beyond_years_1_to_9999_sends_the_result_down_the_row_
     at = f"CASE WHEN g = 4000 THEN '{value}' ELSE '2020-01-01' END::timestamptz AS at"
     many = f"SELECT g, {at} FROM generate_series(1, 3 * 2000) g ORDER BY g"
     one = f"SELECT g, {at} FROM generate_series(4000, 4000) g"
-    monkeypatch.setattr(copy_out, "COPY_THRESHOLD", 10)  # where it is read
+    monkeypatch.setattr(_estimate, "COPY_THRESHOLD", 10)  # where it is read
     copied = spy_on_copy(monkeypatch)
     outcome, alone = await _outcome(many, session), await _outcome(one, session)
     assert copied == ([True] if value.endswith("infinity") else [False])
@@ -432,10 +432,10 @@ def test_sent_timestamps_decode_with_their_nulls() -> None:
         else None
         for v in (0, None, -1, 1_700_000_000_123_456)
     ]
-    column = pgtypes.timestamps_from_sent(pa.array(sent, pa.binary()), pa.timestamp("us"))
+    column = _columns.timestamps_from_sent(pa.array(sent, pa.binary()), pa.timestamp("us"))
     assert column.type == pa.timestamp("us")
     assert column.cast(pa.int64()).to_pylist() == [0, None, -1, 1_700_000_000_123_456]
-    nothing = pgtypes.timestamps_from_sent(pa.array([None, None], pa.binary()), pa.timestamp("us"))
+    nothing = _columns.timestamps_from_sent(pa.array([None, None], pa.binary()), pa.timestamp("us"))
     assert nothing.to_pylist() == [None, None]
 
 
@@ -448,7 +448,7 @@ async def test_a_json_string_is_decoded_once(
     session: AsyncSession, json_type: str, many: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The JSON string '"42"' is the str '42', not the number 42 (issue 14, defect 1)."""
-    monkeypatch.setattr(copy_out, "COPY_THRESHOLD", 10)  # where it is read
+    monkeypatch.setattr(_estimate, "COPY_THRESHOLD", 10)  # where it is read
     copied = spy_on_copy(monkeypatch)
     values = ", ".join(f"({i}, $j${v}$j$::{json_type})" for i, v in enumerate(JSON_SCALARS))
     repeat = 500 if many else 1

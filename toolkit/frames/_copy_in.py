@@ -24,8 +24,8 @@ import pyarrow.csv as pcsv
 from asyncpg import PostgresError
 
 from toolkit import errors
-from toolkit.frames.copy_out import _set, _settings
-from toolkit.frames.values_in import Target, arrow_for_copy, is_missing, row_text
+from toolkit.frames._copy_out import session_settings, set_local
+from toolkit.frames._values_in import Target, arrow_for_copy, is_missing, row_text
 from toolkit.sql import checked
 
 _COPY_IN_ROWS = 65_536
@@ -214,8 +214,8 @@ async def copy_arrow(
     checked(table, "table name")
     if schema is not None:
         checked(schema, "schema name")
-    saved = await _settings(raw, _COPY_IN_SETTINGS)
-    await _set(raw, _COPY_IN_SETTINGS)
+    saved = await session_settings(raw, _COPY_IN_SETTINGS)
+    await set_local(raw, _COPY_IN_SETTINGS)
     try:
         await raw.copy_to_table(
             table, source=chunks(), columns=columns, schema_name=schema, format="csv"
@@ -225,7 +225,7 @@ async def copy_arrow(
     # Restored only on success: a failed COPY aborts the transaction, whose rollback
     # reverts this transaction-local setting (restoring it then would fail, and hide
     # the COPY's own error behind "current transaction is aborted").
-    await _set(raw, saved)
+    await set_local(raw, saved)
 
 
 _COPY_IN_SETTINGS = {"TimeZone": "UTC", "DateStyle": "ISO, YMD", "IntervalStyle": "postgres"}

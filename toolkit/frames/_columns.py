@@ -1,152 +1,27 @@
-"""PostgreSQL result types -> Arrow columns -> pandas columns.
-
-Every path that builds a DataFrame (rows over the binary protocol, text over COPY, streamed
-chunks) goes through here, so the same query gives the same dtypes whichever path ran it.
-Types come from the result description PostgreSQL sends, never guessed from values.
-
-========================  ==========================  ============================
-PostgreSQL                Arrow (both backends)        pandas, ``numpy_nullable``
-========================  ==========================  ============================
-int2 / int4 / int8        int16 / int32 / int64        Int16 / Int32 / Int64
-float4 / float8           float32 / float64            Float32 / Float64
-bool                      bool                         boolean
-text, enums, pg_lsn...    string                       string[pyarrow]
-numeric                   decimal128(38, max scale)    decimal128[pyarrow] (exact)
-date / time               date32 / time64[us]          date32[pyarrow] / time64[pyarrow]
-timestamp                 timestamp[us]                datetime64[us]
-timestamptz               timestamp[us, UTC]           datetime64[us, UTC]
-uuid / json / jsonb       -                            object: UUID / parsed JSON
-anything else             -                            object: the value asyncpg decodes
-========================  ==========================  ============================
-
-NULL stays NULL everywhere (``<NA>``/``NaT``), distinct from float NaN and from ''.
-A numeric column with NaN/Infinity or more than 38 digits falls back to ``Decimal``
-objects. ``dtype_backend="pyarrow"`` keeps every Arrow-typed column as ``ArrowDtype``.
-"""
+"""Arrow columns from what PostgreSQL sent: the values asyncpg decoded (the row path),
+COPY's text (numeric, uuid, json...), and timestamps sent in binary; one function per
+source, each giving the dtype ``_types`` maps the column's type to."""
 
 from __future__ import annotations
 
 import binascii
-import contextlib
-import functools
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = [
-    "Column",
-    "DecimalText",
-    "DtypeBackend",
-    "column_from_values",
-    "columns_from_attributes",
-    "frame",
-]
+from toolkit.frames._types import MASKED, NUMPY, Column, DtypeBackend, masked
 
-DtypeBackend = Literal["numpy_nullable", "pyarrow"]
+__all__ = ["DecimalText", "column_from_text", "column_from_values", "timestamps_from_sent"]
 
-_ARROW: dict[str, pa.DataType] = {
-    "int2": pa.int16(),
-    "int4": pa.int32(),
-    "int8": pa.int64(),
-    "oid": pa.int64(),
-    "float4": pa.float32(),
-    "float8": pa.float64(),
-    "bool": pa.bool_(),
-    "text": pa.string(),
-    "varchar": pa.string(),
-    "bpchar": pa.string(),
-    "name": pa.string(),
-    "char": pa.string(),
-    "citext": pa.string(),
-    "pg_lsn": pa.string(),
-    "date": pa.date32(),
-    "time": pa.time64("us"),
-    "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-}
-# Read as text by the COPY path, then converted (exactly) on the client.
-_TEXT_THEN_CONVERT = {"numeric", "uuid", "json", "jsonb"}
-
-_NULLABLE: dict[pa.DataType, Any] = {
-    pa.int16(): pd.Int16Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-    pa.float32(): pd.Float32Dtype(),
-    pa.float64(): pd.Float64Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-    pa.string(): pd.StringDtype("pyarrow"),
-    pa.large_string(): pd.StringDtype("pyarrow"),
-}
 _MAX_DIGITS = 38
-
-
-@dataclass(frozen=True)
-class Column:
-    """One result column: its name and how its values are represented."""
-
-    name: str
-    pg_type: str
-
-    @property
-    def arrow_type(self) -> pa.DataType | None:
-        """The Arrow type of this column, or None when it becomes Python objects."""
-        return _ARROW.get(self.pg_type)
-
-    @property
-    def copy_safe(self) -> bool:
-        """True when COPY's text of this type converts back exactly."""
-        return self.pg_type in _ARROW or self.pg_type in _TEXT_THEN_CONVERT
-
-    def parsed_as(self, backend: DtypeBackend) -> pa.DataType:
-        """The Arrow type values are first read into (by the CSV reader or ``pa.array``).
-
-        Text becomes ``large_string`` for the ``numpy_nullable`` backend: pandas' string
-        dtype holds exactly that, so the column is not cast (copied) again.
-        """
-        arrow_type = self.arrow_type
-        if arrow_type is None:
-            return pa.string()  # text, converted on the client (numeric, uuid, json)
-        if arrow_type == pa.string() and backend == "numpy_nullable":
-            return pa.large_string()
-        return arrow_type
-
-
-def columns_from_attributes(attributes: Sequence[Any]) -> tuple[Column, ...]:
-    """Columns from asyncpg's ``PreparedStatement.get_attributes()``.
-
-    Enums (and other scalar types whose text is the value) are read as text. Cached per
-    description: a query run again describes the same columns.
-    """
-    return _columns(tuple(attributes))
-
-
-@functools.lru_cache(maxsize=256)
-def _columns(attributes: tuple[Any, ...]) -> tuple[Column, ...]:
-    columns = []
-    for attribute in attributes:
-        pg_type = attribute.type.name
-        if pg_type not in _ARROW and pg_type not in _TEXT_THEN_CONVERT:
-            kind = getattr(attribute.type, "kind", "")
-            if kind == "scalar" and _is_enum(attribute.type):
-                pg_type = "text"
-        columns.append(Column(attribute.name, pg_type))
-    return tuple(columns)
-
-
-def _is_enum(pg_type: Any) -> bool:
-    # asyncpg reports user-defined enums as scalar types outside pg_catalog.
-    return str(getattr(pg_type, "schema", "pg_catalog")) != "pg_catalog"
-
-
-# Building columns ----------------------------------------------------------------
+"""Digits a decimal128 holds: a numeric column beyond it becomes ``Decimal`` objects."""
 
 
 def column_from_values(
@@ -156,7 +31,7 @@ def column_from_values(
     if column.pg_type in _AS_TEXT:
         values = [None if v is None else _AS_TEXT[column.pg_type](v) for v in values]
     if column.arrow_type is not None:
-        if backend == "numpy_nullable" and column.arrow_type in _MASKED:
+        if backend == "numpy_nullable" and column.arrow_type in MASKED:
             return _masked_from_values(column.arrow_type, values)
         return pa.array(values, type=column.parsed_as(backend))
     if column.pg_type == "numeric":
@@ -190,13 +65,13 @@ _AS_TEXT: dict[str, Callable[[Any], str]] = {"char": _char_text, "pg_lsn": _lsn_
 def _masked_from_values(arrow_type: pa.DataType, values: Sequence[Any]) -> Any:
     """Integers or booleans straight into pandas' masked array (no Arrow array in
     between: its set-up costs more than converting 100 values)."""
-    dtype = _NUMPY[arrow_type]
+    dtype = NUMPY[arrow_type]
     if None in values:
         objects = np.array(values, dtype=object)
         mask = objects == None  # noqa: E711 - elementwise, on an object array
         objects[mask] = 0
-        return _masked(arrow_type, objects.astype(dtype), mask)
-    return _masked(arrow_type, np.array(values, dtype=dtype))
+        return masked(arrow_type, objects.astype(dtype), mask)
+    return masked(arrow_type, np.array(values, dtype=dtype))
 
 
 def column_from_text(
@@ -399,136 +274,3 @@ def timestamps_from_sent(
 
 def _as_decimals(array: pa.Array | pa.ChunkedArray) -> list[Any]:
     return [None if v is None else Decimal(v) for v in array.to_pylist()]
-
-
-# To pandas ---------------------------------------------------------------------
-
-
-def _to_pandas(data: pa.Array | pa.ChunkedArray, backend: DtypeBackend) -> Any:
-    """One Arrow column -> one pandas array, as the dtype's own ``__from_arrow__`` makes it.
-
-    (Faster than ``Table.to_pandas`` for small results, and the same for large ones.) The
-    common cases are built directly, skipping the no-op casts ``__from_arrow__`` makes
-    through Arrow's compute layer: in a small frame those cost more than the data.
-    """
-    arrow_type = data.type
-    if backend == "pyarrow" or (
-        arrow_type not in _NULLABLE and not pa.types.is_timestamp(arrow_type)
-    ):  # decimal, date, time: exact Arrow types
-        return pd.arrays.ArrowExtensionArray(data)
-    if arrow_type in _MASKED and data.null_count == 0:
-        values = _numpy(data)
-        if not values.flags.writeable:  # a view of Arrow's buffer (one chunk): pandas copies too
-            values = values.copy()
-        return _masked(arrow_type, values)
-    if arrow_type in _NULLABLE:
-        return _NULLABLE[arrow_type].__from_arrow__(data)
-    values = _numpy(data)
-    if arrow_type.tz is None:
-        return values  # datetime64[us], NULL -> NaT
-    return _with_time_zone(values, arrow_type.tz)
-
-
-_MASKED: dict[pa.DataType, Any] = {
-    pa.int16(): pd.arrays.IntegerArray,
-    pa.int32(): pd.arrays.IntegerArray,
-    pa.int64(): pd.arrays.IntegerArray,
-    pa.bool_(): pd.arrays.BooleanArray,
-}
-"""Masked arrays built from the values and an all-valid mask when there is no NULL
-(floats are left to pandas, which also masks NaN)."""
-_NUMPY = {t: np.dtype(t.to_pandas_dtype()) for t in _MASKED}
-
-
-def _masked(arrow_type: pa.DataType, values: Any, mask: Any = None) -> Any:
-    """pandas' masked array over ``values`` (no copy); no ``mask``: every value valid."""
-    if mask is None:
-        mask = np.zeros(len(values), dtype=bool)
-    return _MASKED[arrow_type](values, mask, copy=False)
-
-
-def _numpy(data: pa.Array | pa.ChunkedArray) -> Any:
-    """The values as numpy (NULL -> NaT for timestamps); a view of Arrow's buffer when
-    one chunk without NULLs allows it."""
-    if isinstance(data, pa.Array):
-        return data.to_numpy(False)
-    if data.num_chunks == 1:
-        return data.chunk(0).to_numpy(False)
-    if not data.num_chunks:
-        return data.to_numpy()
-    # joined by numpy: Arrow's join would allocate in its default pool (copy_out._default_pool)
-    return np.concatenate([chunk.to_numpy(False) for chunk in data.chunks])
-
-
-def _with_time_zone(values: Any, tz: str) -> Any:
-    """UTC ``datetime64[us]`` values -> a time-zone-aware array (pandas' own last step of
-    ``DatetimeTZDtype.__from_arrow__``, without its cast)."""
-    dtype = _tz_dtype(tz)
-    simple_new = getattr(pd.arrays.DatetimeArray, "_simple_new", None)
-    if simple_new is not None:
-        with contextlib.suppress(TypeError, ValueError, AssertionError):
-            return simple_new(values, dtype=dtype)
-    return dtype.__from_arrow__(pa.array(values).cast(pa.timestamp("us", tz)))
-
-
-@functools.lru_cache(maxsize=16)
-def _tz_dtype(tz: str) -> pd.DatetimeTZDtype:
-    return pd.DatetimeTZDtype("us", tz)
-
-
-def frame(
-    columns: Sequence[Column],
-    data: list[pa.Array | pa.ChunkedArray | list[Any] | pd.api.extensions.ExtensionArray],
-    backend: DtypeBackend,
-) -> pd.DataFrame:
-    """Assemble the DataFrame, consuming ``data`` (each column is released once converted,
-    so the Arrow and pandas copies of a large result do not all coexist).
-
-    Columns are placed by position, so duplicate names (legal in SQL) are kept; columns of
-    Python objects (uuid, json, exotic types) become ``object`` columns.
-    """
-    arrays: list[Any] = []
-    for i in range(len(data)):
-        d, data[i] = data[i], []
-        if isinstance(d, list):
-            arrays.append(_objects(d))
-        elif isinstance(d, pa.Array | pa.ChunkedArray):
-            arrays.append(_to_pandas(d, backend))
-        else:
-            arrays.append(d)  # a pandas array already (``_masked_from_values``)
-        del d
-    names = pd.Index(_labels(tuple(c.name for c in columns)))
-    index = pd.RangeIndex(len(arrays[0]) if arrays else 0)
-    return _assemble(arrays, names, index)
-
-
-@functools.lru_cache(maxsize=256)
-def _labels(names: tuple[str, ...]) -> Any:
-    """The column labels as pandas' string array, kept per list of names: an Index over
-    an existing array costs a quarter of one inferred from a list (a small frame's
-    most expensive part after its columns)."""
-    return pd.Index(list(names)).array  # pandas' own label dtype (str in pandas 3)
-
-
-def _objects(values: list[Any]) -> Any:
-    """A 1-d object array (``np.array`` would make lists of equal length a 2-d array)."""
-    return pd.Series(values, dtype=object).to_numpy()
-
-
-def _assemble(arrays: list[Any], names: pd.Index, index: pd.RangeIndex) -> pd.DataFrame:
-    """The frame from finished column arrays, without copying them.
-
-    pandas' own ``DataFrame._from_arrays`` (what ``from_records`` uses) skips the checks
-    and copies that ``DataFrame(dict)`` makes: half the cost of a small result. The
-    public constructor is the fallback should a pandas release drop it.
-    """
-    from_arrays = getattr(pd.DataFrame, "_from_arrays", None)
-    if from_arrays is not None:
-        with contextlib.suppress(TypeError, ValueError, AssertionError):
-            return cast(
-                pd.DataFrame,
-                from_arrays(arrays, columns=names, index=index, verify_integrity=False),
-            )
-    result = pd.DataFrame(dict(enumerate(arrays)), index=index)
-    result.columns = names
-    return result

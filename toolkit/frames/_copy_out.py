@@ -1,7 +1,11 @@
 """The COPY path: ``COPY (query) TO STDOUT`` (text format) parsed into Arrow while it arrives.
 
-Whether to take it (the planner's cached row estimate against ``COPY_THRESHOLD``), the
-whole-result read behind ``tk.df``, and the back-pressured stream behind ``tk.stream_df``.
+The whole-result read behind ``tk.df`` and the back-pressured stream behind
+``tk.stream_df``, with the session settings COPY's text depends on pinned and restored.
+(Whether to take the path is ``_estimate``'s.)
+
+Why one module: the read and the stream share the SQL wrapping, the CSV options and the
+per-column conversions; apart, each would need the other's internals.
 """
 
 from __future__ import annotations
@@ -9,11 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import re
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -22,15 +23,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from toolkit import errors, pgtypes
-from toolkit import frames as _package  # settings patched on the package apply here
+from toolkit import errors
 from toolkit.database import cancel_on_server
-from toolkit.frames.feed import _Feed
-from toolkit.pgtypes import Column, DtypeBackend
-from toolkit.sql import plannable
-
-COPY_THRESHOLD = 2_000
-"""Estimated rows from which ``tk.df`` reads through COPY instead of row by row."""
+from toolkit.frames._assemble import build_frame
+from toolkit.frames._columns import SENT, DecimalText, column_from_text, timestamps_from_sent
+from toolkit.frames._feed import Feed
+from toolkit.frames._types import Column, DtypeBackend
 
 # COPY's text depends on these settings; they are pinned for the COPY and restored after.
 _COPY_SETTINGS = {
@@ -43,66 +41,35 @@ _FEED_LIMIT = 1 << 20
 """Bytes of COPY output that may wait for the parser while streaming."""
 _READ_LIMIT = 8 << 20
 """The same for a whole read: a parser that falls behind the server does not queue the rest
-of the result (peak memory over 1M rows measured 226-245 MB against 250-283 MB without,
-and no slower)."""
+of the result in memory (bounded peak memory, at no cost in speed: benchmarks/frames.py)."""
 _BATCHES_AHEAD = 2
 """Parsed batches that may wait for the consumer while streaming."""
-_ESTIMATES: OrderedDict[str, tuple[float, float, bool]] = OrderedDict()
-_ESTIMATES_KEPT = 512
-_ESTIMATE_TTL = 10.0
-"""Seconds a row estimate is reused: repeated small queries skip the EXPLAIN round trip,
-and a table that grows is re-estimated soon after."""
 
 
-async def _use_copy(raw: Any, sql: str, args: Sequence[Any], columns: Sequence[Column]) -> bool:
-    if not all(c.copy_safe for c in columns) or not plannable(sql):
-        return False
-    rows, writes = await _estimate(raw, sql, args)
-    return rows >= COPY_THRESHOLD and not writes
-
-
-async def _estimate(raw: Any, sql: str, args: Sequence[Any]) -> tuple[float, bool]:
-    """The planner's row estimate, and whether the plan modifies data (never re-run)."""
-    now = time.monotonic()
-    cached = _ESTIMATES.get(sql)
-    if cached is not None and now - cached[0] < _package._ESTIMATE_TTL:
-        with contextlib.suppress(KeyError):  # another thread's call may have evicted it
-            _ESTIMATES.move_to_end(sql)
-        return cached[1], cached[2]
-    plan = await raw.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
-    top = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
-    rows, writes = float(top.get("Plan Rows", 0)), '"ModifyTable"' in json.dumps(top)
-    _ESTIMATES[sql] = (now, rows, writes)
-    _ESTIMATES.move_to_end(sql)
-    if len(_ESTIMATES) > _ESTIMATES_KEPT:
-        _ESTIMATES.popitem(last=False)
-    return rows, writes
-
-
-async def _via_copy(
+async def via_copy(
     raw: Any, sql: str, args: Sequence[Any], columns: Sequence[Column], backend: DtypeBackend
 ) -> pd.DataFrame | None:
     """COPY + Arrow; None when a value does not parse (then the row path answers)."""
     transaction = raw.transaction() if not raw.is_in_transaction() else nullcontext()
     async with transaction:
-        saved = await _settings(raw)
-        await _set(raw, _COPY_SETTINGS)
+        saved = await session_settings(raw)
+        await set_local(raw, _COPY_SETTINGS)
         parsed = await _copy_to_arrow(raw, sql, args, columns, backend)
         # Restored only on success: a failed COPY aborts the transaction, whose end
         # reverts these transaction-local settings anyway.
-        await _set(raw, saved)
+        await set_local(raw, saved)
     if parsed is None:
         return None
     return _frame_from_arrow(columns, parsed, backend)
 
 
-async def _settings(raw: Any, names: Mapping[str, str] = _COPY_SETTINGS) -> dict[str, str]:
+async def session_settings(raw: Any, names: Mapping[str, str] = _COPY_SETTINGS) -> dict[str, str]:
     """The session's values of the settings a COPY pins (``names``' keys)."""
     current = ", ".join(f"current_setting('{name}')" for name in names)
     return dict(zip(names, await raw.fetchrow(f"SELECT {current}"), strict=True))
 
 
-async def _set(raw: Any, settings: Mapping[str, str]) -> None:
+async def set_local(raw: Any, settings: Mapping[str, str]) -> None:
     calls = ", ".join(f"set_config('{name}', ${i}, true)" for i, name in enumerate(settings, 1))
     await raw.execute(f"SELECT {calls}", *settings.values())
 
@@ -136,7 +103,7 @@ CSV about 30% slower). An empty line is a row: a one-column result's ''."""
 def _csv_options(columns: Sequence[Column], backend: DtypeBackend) -> pcsv.ConvertOptions:
     return pcsv.ConvertOptions(
         column_types={
-            f"c{i}": pa.binary() if c.pg_type in pgtypes.SENT else c.parsed_as(backend)
+            f"c{i}": pa.binary() if c.pg_type in SENT else c.parsed_as(backend)
             for i, c in enumerate(columns)
         },
         null_values=["\\N"],  # NULL; a value that is the text \N arrives as \\N
@@ -148,13 +115,13 @@ def _csv_options(columns: Sequence[Column], backend: DtypeBackend) -> pcsv.Conve
 
 def _copy_sql(sql: str, columns: Sequence[Column]) -> str:
     """``sql`` as COPY runs it: timestamps selected in their binary form (see
-    ``pgtypes.SENT``), by position, so duplicate column names are no trouble. An ORDER BY
+    ``SENT``), by position, so duplicate column names are no trouble. An ORDER BY
     keeps its order: a sorted subquery is scanned as it is, never flattened."""
     if not _special_columns(tuple(columns))[1]:
         return sql
     names = [f"c{i}" for i in range(len(columns))]
     outputs = (
-        f"{pgtypes.SENT[c.pg_type]}({name})" if c.pg_type in pgtypes.SENT else name
+        f"{SENT[c.pg_type]}({name})" if c.pg_type in SENT else name
         for name, c in zip(names, columns, strict=True)
     )
     # (newlines: a trailing -- comment in ``sql`` ends at its own line)
@@ -182,7 +149,7 @@ def _converted(
         ]
         arrays[i] = pa.array(values, type=arrays[i].type)
     for i in sent:
-        arrays[i] = pgtypes.timestamps_from_sent(arrays[i], columns[i].arrow_type, pool)
+        arrays[i] = timestamps_from_sent(arrays[i], columns[i].arrow_type, pool)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
@@ -194,7 +161,7 @@ def _special_columns(columns: tuple[Column, ...]) -> tuple[tuple[int, ...], tupl
         for i, c in enumerate(columns)
         if c.pg_type not in ("numeric", "uuid") and pa.types.is_string(c.parsed_as("pyarrow"))
     )
-    return text, tuple(i for i, c in enumerate(columns) if c.pg_type in pgtypes.SENT)
+    return text, tuple(i for i, c in enumerate(columns) if c.pg_type in SENT)
 
 
 def _has_backslash(column: pa.Array) -> bool:
@@ -220,7 +187,7 @@ async def _copy_to_arrow(
 ) -> list[Any] | None:
     """The result's columns, parsed while the COPY arrives; None when a value does not
     parse (e.g. 'infinity' or a BC date: the row path decodes those)."""
-    feed = _Feed(limit=_READ_LIMIT)
+    feed = Feed(limit=_READ_LIMIT)
     loop = asyncio.get_running_loop()
 
     def parse() -> list[Any] | None:
@@ -250,7 +217,7 @@ def _read_columns(reader: pcsv.CSVStreamingReader, columns: Sequence[Column]) ->
     Numeric text is converted batch by batch here, in the parse thread, while the rest
     of the result still arrives: done after the COPY, it was a fifth of a 1M-row read.
     """
-    decimals = {i: pgtypes.DecimalText() for i, c in enumerate(columns) if c.pg_type == "numeric"}
+    decimals = {i: DecimalText() for i, c in enumerate(columns) if c.pg_type == "numeric"}
     chunks: list[list[pa.Array]] = [[] for _ in columns]
     for batch in reader:
         for i, chunk in enumerate(_converted(batch, columns).columns):
@@ -267,10 +234,10 @@ def _read_columns(reader: pcsv.CSVStreamingReader, columns: Sequence[Column]) ->
 
 
 def _parsed_type(column: Column, read_as: pa.DataType) -> pa.DataType:
-    return column.arrow_type if column.pg_type in pgtypes.SENT else read_as
+    return column.arrow_type if column.pg_type in SENT else read_as
 
 
-async def _stream_copy(
+async def stream_copy(
     raw: Any,
     sql: str,
     args: Sequence[Any],
@@ -286,7 +253,7 @@ async def _stream_copy(
     """
     loop = asyncio.get_running_loop()
     pool = _streaming_pool()
-    feed = _Feed(limit=_FEED_LIMIT)
+    feed = Feed(limit=_FEED_LIMIT)
     batches: asyncio.Queue[pa.RecordBatch | BaseException | None] = asyncio.Queue()
     room = threading.Semaphore(_BATCHES_AHEAD)
     stop = threading.Event()
@@ -322,8 +289,8 @@ async def _stream_copy(
 
     # Transaction-local, and restored at the end: inside a caller's transaction they
     # would otherwise last until it ends (its DateStyle, TimeZone... changed under it).
-    saved = await _settings(raw)
-    await _set(raw, _COPY_SETTINGS)
+    saved = await session_settings(raw)
+    await set_local(raw, _COPY_SETTINGS)
     parser = loop.run_in_executor(None, parse)
     copying = asyncio.ensure_future(_copy_out(raw, _copy_sql(sql, columns), args, feed.put))
     copying.add_done_callback(lambda _: feed.end())
@@ -336,7 +303,7 @@ async def _stream_copy(
                 break
             if isinstance(item, BaseException):
                 await copying  # a server error explains a parse failure best
-                await _set(raw, saved)  # else the COPY went through: the transaction is intact
+                await set_local(raw, saved)  # else the COPY went through: the transaction is intact
                 if isinstance(item, pa.ArrowInvalid):
                     raise errors.ToolkitError(
                         f"stream_df could not read a value through COPY ({item}). Cast that "
@@ -360,7 +327,7 @@ async def _stream_copy(
             pending = []
             yield _frame_from_arrow(columns, parsed, backend, pool)
         await copying
-        await _set(raw, saved)  # (after a failure, the transaction's end reverts them)
+        await set_local(raw, saved)  # (after a failure, the transaction's end reverts them)
     finally:
         stop.set()
         feed.abandon()
@@ -422,9 +389,9 @@ def _frame_from_arrow(
     with _default_pool(pool):
         data: list[Any] = []
         for i, column in enumerate(columns):
-            data.append(pgtypes.column_from_text(column, parsed[i], pool))
+            data.append(column_from_text(column, parsed[i], pool))
             parsed[i] = None
-        return pgtypes.frame(columns, data, backend)
+        return build_frame(columns, data, backend)
 
 
 _SWAPPING = threading.Lock()

@@ -8,6 +8,9 @@ Python objects anyway. Values PostgreSQL would silently change are refused here,
 anything is sent: nanoseconds (it keeps microseconds), an aware datetime into
 ``timestamp`` or ``date``, a time of day into ``date``, bytes outside ``bytea``, a dict
 outside json, values JSON cannot hold, NUL in text.
+
+Why one module: every rule of what a value may become is here, next to the others, so
+the three write helpers refuse the same values for the same reasons.
 """
 
 from __future__ import annotations

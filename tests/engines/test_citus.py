@@ -33,6 +33,7 @@ from tests.engines.citus_conftest import (
     _dsn,
     tables_of,
 )
+from toolkit.explore import _contents
 from toolkit.frames import _estimate
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
@@ -336,7 +337,7 @@ async def test_a_random_sample_of_a_large_distributed_table_reads_a_tablesample(
     citus: CitusSchema, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # lineitem's 6000 rows are in its shards; the coordinator's shell estimates 0
-    monkeypatch.setattr(tk.explore, "TABLESAMPLE_FROM", 1_000)
+    monkeypatch.setattr(_contents, "TABLESAMPLE_FROM", 1_000)
     sent: list[str] = []
     real_df = tk.frames.df
 
@@ -344,7 +345,7 @@ async def test_a_random_sample_of_a_large_distributed_table_reads_a_tablesample(
         sent.append(str(query.compile(compile_kwargs={"literal_binds": True})))
         return await real_df(query, *args, **kwargs)
 
-    monkeypatch.setattr(tk.explore.frames, "df", spy)
+    monkeypatch.setattr(_contents, "df", spy)
     frame = await tk.sample("lineitem", 5, random=True, database=citus.db)
     assert len(frame) == 5
     assert "TABLESAMPLE system" in sent[0]

@@ -13,16 +13,19 @@ catalog and reflected by SQLAlchemy. A table is named as ``"name"`` (found throu
 ``search_path``, as PostgreSQL would) or ``"schema.name"``; the name is matched exactly
 (no case folding) and passed to the server as a bound value, and the SQL that reads the
 table is built by SQLAlchemy from the reflected ``Table``, which quotes every identifier.
+
+The modules: ``_catalog`` (finding a table by name, its columns, reflecting it),
+``_structure`` (``tables``, ``describe``), ``_contents`` (``sample``, ``profile``),
+``_distribution`` (what Citus adds: shards, distribution), ``_plans`` (``explain``),
+``_plan_text`` (EXPLAIN JSON as psql's text), ``_counting`` (``count_queries``).
 """
 
-from toolkit import frames as frames  # ``toolkit.explore.frames``, as on the single module
 from toolkit.errors import NoSuchSchema, NoSuchTable
-from toolkit.explore.catalog import TableName as TableName
-from toolkit.explore.contents import profile, sample
-from toolkit.explore.counting import QueryCount, count_queries
-from toolkit.explore.counting import _record as _record  # the listener count_queries() adds
-from toolkit.explore.plans import Plan, explain
-from toolkit.explore.structure import TableDescription, describe, tables
+from toolkit.explore._catalog import TableName
+from toolkit.explore._contents import profile, sample
+from toolkit.explore._counting import QueryCount, count_queries
+from toolkit.explore._plans import Plan, explain
+from toolkit.explore._structure import TableDescription, describe, tables
 
 __all__ = [
     "NoSuchSchema",
@@ -30,6 +33,7 @@ __all__ = [
     "Plan",
     "QueryCount",
     "TableDescription",
+    "TableName",
     "count_queries",
     "describe",
     "explain",
@@ -37,8 +41,3 @@ __all__ = [
     "sample",
     "tables",
 ]
-
-# Set here (``toolkit.explore.TABLESAMPLE_FROM = ...``); ``sample()`` reads it at each call.
-TABLESAMPLE_FROM = 100_000
-"""Estimated rows from which ``sample(random=True)`` reads a ``TABLESAMPLE`` of pages
-instead of shuffling the whole table."""

@@ -10,13 +10,27 @@
 
 Both take the query as written and only add ordering, a window and a filter to it,
 the way advanced-alchemy's ``filters.py`` applies a ``LimitOffset`` to a statement.
+
+The modules: ``_offset`` (``paginate``), ``_seek`` (``keyset``, ``keyset_page``), ``_keys``
+(what a keyset key is and whether it is unique), ``_catalog_keys`` (the keys the catalog
+declares, cached per engine), ``_cursor`` (opaque page cursors), ``_pages`` (``Page``,
+``KeysetPage`` and their HTML), ``_base`` (what both kinds share: reading a page's items).
 """
 
 from toolkit.errors import PaginationError
-from toolkit.pagination.base import AnySelect as AnySelect
-from toolkit.pagination.keys import Key as Key
-from toolkit.pagination.offset import paginate
-from toolkit.pagination.pages import KeysetPage, Page
-from toolkit.pagination.seek import keyset, keyset_page
+from toolkit.pagination._base import AnySelect
+from toolkit.pagination._keys import Key
+from toolkit.pagination._offset import paginate
+from toolkit.pagination._pages import KeysetPage, Page
+from toolkit.pagination._seek import keyset, keyset_page
 
-__all__ = ["KeysetPage", "Page", "PaginationError", "keyset", "keyset_page", "paginate"]
+__all__ = [
+    "AnySelect",
+    "Key",
+    "KeysetPage",
+    "Page",
+    "PaginationError",
+    "keyset",
+    "keyset_page",
+    "paginate",
+]

@@ -15,14 +15,14 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from toolkit import errors, frames
+from toolkit import errors
 from toolkit.database import USER_SCHEMA, Database, close_match, connection_or_pooled
-from toolkit.explore.catalog import (
+from toolkit.explore._catalog import (
     TableName,
-    _columns,
-    _resolve,
+    catalog_columns,
+    resolve_relation,
 )
-from toolkit.explore.distribution import (
+from toolkit.explore._distribution import (
     CITUS_COLUMNS,
     CITUS_TABLES_CTE,
     NOT_CITUS_OWN,
@@ -30,6 +30,7 @@ from toolkit.explore.distribution import (
     citus_installed,
     distribution_of,
 )
+from toolkit.frames import df
 from toolkit.runtime import interruptible
 from toolkit.sql import checked, quote_like_postgres
 
@@ -121,7 +122,7 @@ async def tables(
         checked(schema, "schema name")  # a longer name cannot match: say why
         listing += " AND n.nspname = :schema"
         params = {"schema": schema}
-    frame = await frames.df(listing + " ORDER BY 1, 2", params, session=session, database=database)
+    frame = await df(listing + " ORDER BY 1, 2", params, session=session, database=database)
     if schema is not None and frame.empty:
         with errors.translated():
             async with connection_or_pooled(session, database) as conn:
@@ -214,8 +215,8 @@ async def describe(
     """
     with errors.translated():
         async with connection_or_pooled(session, database) as conn:
-            relation = await _resolve(conn, table)
-            columns = await _columns(conn, relation)
+            relation = await resolve_relation(conn, table)
+            columns = await catalog_columns(conn, relation)
             info = await conn.run_sync(_constraints, relation.schema, relation.name)
             distribution = await distribution_of(conn, relation.oid, session, database)
     pk, indexes, foreign_keys = info

@@ -64,7 +64,7 @@ _IO_KEYS = (
 )
 
 
-def _render_plan(document: Mapping[str, Any], rows_decimals: int = 2) -> str:
+def render_plan(document: Mapping[str, Any], rows_decimals: int = 2) -> str:
     """An ``EXPLAIN (FORMAT JSON)`` document (one element) in psql's text layout.
 
     Numbers are printed with the server's precision (costs 2 decimals, times 3); actual

@@ -22,12 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload, selectinload
 
 import toolkit as tk
-from toolkit import errors, explore, frames
+from toolkit import errors, frames
 from toolkit.database import Database
 from toolkit.explore import (
     NoSuchSchema,
     NoSuchTable,
     Plan,
+    _contents,
+    _counting,
     count_queries,
     describe,
     explain,
@@ -342,7 +344,7 @@ async def test_random_sample_shuffles_a_small_table(odd_db: Database) -> None:
 async def test_random_sample_of_a_large_table_reads_a_tablesample(
     odd_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(explore, "TABLESAMPLE_FROM", 1_000)  # "big" has 5000 rows
+    monkeypatch.setattr(_contents, "TABLESAMPLE_FROM", 1_000)  # "big" has 5000 rows
     sent: list[str] = []
     real_df = frames.df
 
@@ -350,7 +352,7 @@ async def test_random_sample_of_a_large_table_reads_a_tablesample(
         sent.append(str(query.compile(compile_kwargs={"literal_binds": True})))
         return await real_df(query, *args, **kwargs)
 
-    monkeypatch.setattr(explore.frames, "df", spy)
+    monkeypatch.setattr(_contents, "df", spy)
     frame = await sample("big", 5, random=True, database=odd_db)
     assert len(frame) == 5
     assert frame["id"].is_unique
@@ -640,11 +642,11 @@ async def test_nested_blocks_and_the_listener_is_removed(db: Database) -> None:
             await conn.execute(text("SELECT 1"))
             with count_queries() as inner:
                 await conn.execute(text("SELECT 2"))
-            assert event.contains(Engine, "before_cursor_execute", explore._record)
+            assert event.contains(Engine, "before_cursor_execute", _counting._record)
             await conn.execute(text("SELECT 3"))
     assert inner.statements == ["SELECT 2"]
     assert outer.statements == ["SELECT 1", "SELECT 2", "SELECT 3"]
-    assert not event.contains(Engine, "before_cursor_execute", explore._record)
+    assert not event.contains(Engine, "before_cursor_execute", _counting._record)
     async with db.engine.connect() as conn:
         await conn.execute(text("SELECT 4"))
     assert outer.count == 3

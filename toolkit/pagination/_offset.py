@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from toolkit import errors
 from toolkit.database import Database, naming_close_tables, session_or_new, statement_attempts
 from toolkit.errors import PaginationError
-from toolkit.pagination.base import (
+from toolkit.pagination._base import (
     AnySelect,
-    _column_names,
-    _items,
-    _single_entity,
+    column_names,
+    page_items,
+    single_entity,
 )
-from toolkit.pagination.pages import Page
+from toolkit.pagination._pages import Page
 from toolkit.runtime import interruptible
 from toolkit.sql import sql_text
 
@@ -76,7 +76,7 @@ async def paginate(
             "paginate() needs an ORDER BY for stable pages - add one that identifies rows, "
             "e.g. .order_by(User.id)"
         )
-    entity = _single_entity(statement)
+    entity = single_entity(statement)
     # Its statements only read (SQL text runs as a subquery, where writing is refused):
     # a lost connection, outside a caller's session, is retried once on a new one.
     async with naming_close_tables(None, session, database):
@@ -85,8 +85,8 @@ async def paginate(
                 with attempt:
                     async with session_or_new(session, database) as s:
                         result = await s.execute(window.apply(statement))
-                        columns = _column_names(entity, result.keys())
-                        items = _items(result, entity)
+                        columns = column_names(entity, result.keys())
+                        items = page_items(result, entity)
                         if 0 < len(items) < size:
                             total = window.offset + len(items)
                         else:

@@ -32,15 +32,15 @@ from sqlalchemy.sql.elements import ColumnClause, Label, UnaryExpression
 from sqlalchemy.sql.expression import TableClause
 
 from toolkit.errors import PaginationError
-from toolkit.pagination.base import AnySelect
-from toolkit.pagination.catalog_keys import TableKeys, table_keys
+from toolkit.pagination._base import AnySelect
+from toolkit.pagination._catalog_keys import TableKeys, table_keys
 
 Key = Any
 """A key column: an ORM attribute or Core column, optionally ``.desc()``/``.nulls_last()``."""
 
 
 @dataclass(frozen=True)
-class _KeyColumn:
+class KeyColumn:
     """One column of a keyset key, its direction and where PostgreSQL puts its NULLs."""
 
     expression: ColumnElement[Any]
@@ -54,7 +54,7 @@ class _KeyColumn:
     nullable: bool
 
     @classmethod
-    def parse(cls, key: Key, *, outer_join: bool, query: AnySelect) -> _KeyColumn:
+    def parse(cls, key: Key, *, outer_join: bool, query: AnySelect) -> KeyColumn:
         element = _clause(key)
         nulls: bool | None = None
         if isinstance(element, UnaryExpression) and element.modifier in _NULLS:
@@ -80,7 +80,7 @@ class _KeyColumn:
         column = self.table_column if self.table_column is not None else self.expression
         return str(getattr(column, "name", ""))
 
-    def known_not_null(self, facts: Mapping[TableClause, TableKeys | None]) -> _KeyColumn:
+    def known_not_null(self, facts: Mapping[TableClause, TableKeys | None]) -> KeyColumn:
         """This key, NOT NULL if its table says so (then it needs no ``IS NULL`` branch,
         and PostgreSQL can seek an index range); call it only without an outer join."""
         found = facts.get(self.table) if self.table is not None else None
@@ -119,8 +119,8 @@ _DIRECTIONS = (operators.asc_op, operators.desc_op)
 _NULLS = (operators.nulls_first_op, operators.nulls_last_op)
 
 
-async def _table_facts(
-    session: AsyncSession, keys: Sequence[_KeyColumn]
+async def table_facts(
+    session: AsyncSession, keys: Sequence[KeyColumn]
 ) -> dict[TableClause, TableKeys | None]:
     """What identifies the rows of each key column's table: its constraint metadata if it
     declares any, else the database's catalog (a ``table()`` construct, a ``Table`` of
@@ -146,8 +146,8 @@ def _declared_keys(table: TableClause) -> TableKeys | None:
     return TableKeys(sets, frozenset(c.name for c in table.columns if c.nullable is False))
 
 
-def _require_unique(
-    keys: Sequence[_KeyColumn],
+def require_unique(
+    keys: Sequence[KeyColumn],
     mappers: Sequence[Mapper[Any]],
     facts: Mapping[TableClause, TableKeys | None],
 ) -> None:
@@ -206,8 +206,8 @@ def _is_unique_index(index: Index) -> bool:
     return bool(index.unique) and bool(index.expressions) and only_columns and not partial
 
 
-def _reader(
-    query: AnySelect, entity: Mapper[Any] | None, key: _KeyColumn, mappers: Sequence[Mapper[Any]]
+def key_reader(
+    query: AnySelect, entity: Mapper[Any] | None, key: KeyColumn, mappers: Sequence[Mapper[Any]]
 ) -> Callable[[Any], Any]:
     """How to read ``key``'s value from an item: an entity attribute or a row position."""
     shown = _display(key, mappers, direction=False)
@@ -231,23 +231,23 @@ def _reader(
     )
 
 
-def _same_expression(column: ColumnElement[Any], key: _KeyColumn) -> bool:
+def _same_expression(column: ColumnElement[Any], key: KeyColumn) -> bool:
     inner = getattr(column, "element", None)  # a Label's expression
     return column.compare(key.expression) or (
         isinstance(inner, ColumnElement) and inner.compare(key.expression)
     )
 
 
-def _same_table_column(column: ColumnElement[Any], key: _KeyColumn) -> bool:
+def _same_table_column(column: ColumnElement[Any], key: KeyColumn) -> bool:
     return key.table_column is not None and _table_column(column) is key.table_column
 
 
-def _same_name(column: ColumnElement[Any], key: _KeyColumn) -> bool:
+def _same_name(column: ColumnElement[Any], key: KeyColumn) -> bool:
     name = getattr(key.expression, "key", None)
     return name is not None and getattr(column, "key", None) == name
 
 
-def _mappers(query: AnySelect, keys: Sequence[_KeyColumn]) -> list[Mapper[Any]]:
+def key_mappers(query: AnySelect, keys: Sequence[KeyColumn]) -> list[Mapper[Any]]:
     """The mappers of the selected entities and of ORM key attributes: error messages
     name columns as the code does (``User.id``, not ``users.id``)."""
     candidates = [
@@ -296,15 +296,15 @@ def _only_table(element: ColumnElement[Any], query: AnySelect) -> TableClause | 
     return froms[0]
 
 
-def _has_outer_join(source: Any) -> bool:
+def has_outer_join(source: Any) -> bool:
     """Whether a FROM item has an outer join: its NOT NULL columns can then be NULL."""
     if not isinstance(source, Join):
         return False
-    nested = _has_outer_join(source.left) or _has_outer_join(source.right)
+    nested = has_outer_join(source.left) or has_outer_join(source.right)
     return source.isouter or source.full or nested
 
 
-def _display(key: _KeyColumn, mappers: Sequence[Mapper[Any]], *, direction: bool = True) -> str:
+def _display(key: KeyColumn, mappers: Sequence[Mapper[Any]], *, direction: bool = True) -> str:
     descending = direction and key.descending
     if key.table_column is not None:
         return _display_column(key.table_column, mappers, descending)

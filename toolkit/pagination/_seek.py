@@ -16,23 +16,23 @@ from sqlalchemy.orm import Mapper
 from toolkit import errors
 from toolkit.database import Database, session_or_new
 from toolkit.errors import PaginationError
-from toolkit.pagination.base import (
+from toolkit.pagination._base import (
     AnySelect,
-    _column_names,
-    _items,
-    _single_entity,
+    column_names,
+    page_items,
+    single_entity,
 )
-from toolkit.pagination.cursor import _decode_cursor, _encode_cursor
-from toolkit.pagination.keys import (
+from toolkit.pagination._cursor import decode_cursor, encode_cursor
+from toolkit.pagination._keys import (
     Key,
-    _has_outer_join,
-    _KeyColumn,
-    _mappers,
-    _reader,
-    _require_unique,
-    _table_facts,
+    KeyColumn,
+    has_outer_join,
+    key_mappers,
+    key_reader,
+    require_unique,
+    table_facts,
 )
-from toolkit.pagination.pages import KeysetPage
+from toolkit.pagination._pages import KeysetPage
 from toolkit.runtime import interruptible
 
 
@@ -40,7 +40,7 @@ from toolkit.runtime import interruptible
 class _Seek:
     """Orders a query by its key, filters it to rows after a cursor, and limits it."""
 
-    keys: tuple[_KeyColumn, ...]
+    keys: tuple[KeyColumn, ...]
     size: int
 
     def apply(self, query: AnySelect, last: Sequence[Any] | None) -> AnySelect:
@@ -89,28 +89,28 @@ class _KeysetPlan:
     ) -> _KeysetPlan:
         """The plan for ``written`` (see :func:`_written`); a key column of a table without
         constraint metadata is looked up in the catalog, for uniqueness and NOT NULL."""
-        outer = any(_has_outer_join(f) for f in query.get_final_froms())
-        keys = tuple(_KeyColumn.parse(k, outer_join=outer, query=query) for k in written)
-        facts = await _table_facts(session, keys)
+        outer = any(has_outer_join(f) for f in query.get_final_froms())
+        keys = tuple(KeyColumn.parse(k, outer_join=outer, query=query) for k in written)
+        facts = await table_facts(session, keys)
         if not outer:  # an outer join's NULLs make any column nullable
             keys = tuple(k.known_not_null(facts) for k in keys)
-        mappers = _mappers(query, keys)
+        mappers = key_mappers(query, keys)
         if not unique:
-            _require_unique(keys, mappers, facts)
-        entity = _single_entity(query)
-        readers = tuple(_reader(query, entity, k, mappers) for k in keys)
+            require_unique(keys, mappers, facts)
+        entity = single_entity(query)
+        readers = tuple(key_reader(query, entity, k, mappers) for k in keys)
         return cls(query, _Seek(keys, size), entity, readers)
 
     async def fetch(self, session: AsyncSession, after: str | None) -> KeysetPage:
-        last = _decode_cursor(after, len(self.seek.keys)) if after is not None else None
+        last = decode_cursor(after, len(self.seek.keys)) if after is not None else None
         with errors.translated():
             result = await session.execute(self.seek.apply(self.query, last))
-            columns = _column_names(self.entity, result.keys())
-            rows = _items(result, self.entity)
+            columns = column_names(self.entity, result.keys())
+            rows = page_items(result, self.entity)
         items = rows[: self.seek.size]
         cursor = None
         if len(rows) > self.seek.size:
-            cursor = _encode_cursor([read(items[-1]) for read in self.readers])
+            cursor = encode_cursor([read(items[-1]) for read in self.readers])
         return KeysetPage(items, self.seek.size, cursor, columns=columns)
 
 

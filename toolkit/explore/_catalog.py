@@ -66,7 +66,7 @@ ORDER BY a.attnum
 
 
 @dataclass(frozen=True)
-class _Relation:
+class Relation:
     """A table, view or materialized view found in the catalog."""
 
     oid: int
@@ -122,12 +122,12 @@ def _holdable(name: str) -> bool:
     return True
 
 
-async def _resolve(conn: AsyncConnection, table: TableName) -> _Relation:
+async def resolve_relation(conn: AsyncConnection, table: TableName) -> Relation:
     shown, specs = _spellings(table)
     row = (await conn.execute(_RESOLVE, {"specs": specs})).first()
     if row is not None:
         estimate = float(row[4]) if row[4] is not None and row[4] >= 0 else None
-        return _Relation(int(row[0]), row[1], row[2], _KINDS[row[3]], estimate)
+        return Relation(int(row[0]), row[1], row[2], _KINDS[row[3]], estimate)
     candidates = await table_candidates(conn)
     raise errors.NoSuchTable(_no_such_table(shown, candidates))
 
@@ -153,7 +153,7 @@ def _quiet_reflection() -> Iterator[None]:
         yield
 
 
-async def _reflect(conn: AsyncConnection, relation: _Relation) -> Table:
+async def reflect_table(conn: AsyncConnection, relation: Relation) -> Table:
     def load(sync: Connection) -> Table:
         with _quiet_reflection():
             return Table(
@@ -179,7 +179,7 @@ class _Column:
     """The default expression, or how the column is generated (identity, computed)."""
 
 
-async def _columns(conn: AsyncConnection, relation: _Relation) -> list[_Column]:
+async def catalog_columns(conn: AsyncConnection, relation: Relation) -> list[_Column]:
     rows = await conn.execute(_COLUMNS, {"oid": relation.oid})
     columns = []
     for name, type_, nullable, expression, identity, generated in rows:

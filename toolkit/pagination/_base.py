@@ -16,7 +16,7 @@ from toolkit.errors import PaginationError
 AnySelect = Select[*tuple[Any, ...]]
 
 
-def _single_entity(query: AnySelect) -> Mapper[Any] | None:
+def single_entity(query: AnySelect) -> Mapper[Any] | None:
     """The mapper of ``select(Model)`` (or of an aliased model); None for other selects."""
     descriptions = query.column_descriptions
     if len(descriptions) != 1:
@@ -27,7 +27,7 @@ def _single_entity(query: AnySelect) -> Mapper[Any] | None:
     return None
 
 
-def _items(result: Result[Any], entity: Mapper[Any] | None) -> list[Any]:
+def page_items(result: Result[Any], entity: Mapper[Any] | None) -> list[Any]:
     """Model instances for ``select(Model)``, else the rows."""
     if entity is None:
         return list(result.all())
@@ -41,5 +41,5 @@ def _items(result: Result[Any], entity: Mapper[Any] | None) -> list[Any]:
         ) from exc
 
 
-def _column_names(entity: Mapper[Any] | None, keys: Any) -> tuple[str, ...]:
+def column_names(entity: Mapper[Any] | None, keys: Any) -> tuple[str, ...]:
     return tuple(entity.column_attrs.keys() if entity is not None else keys)

@@ -14,7 +14,8 @@ from sqlalchemy import Column, Integer, MetaData, Table, column, event, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import toolkit as tk
-from toolkit.pagination import PaginationError, catalog_keys
+from toolkit.pagination import PaginationError
+from toolkit.pagination import _catalog_keys as catalog_keys
 
 partsupp = table(
     "partsupp",

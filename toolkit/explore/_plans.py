@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
 from toolkit.database import Database, driver_connection, naming_close_tables
-from toolkit.explore.plan_text import _render_plan, remote_plans
+from toolkit.explore._plan_text import remote_plans, render_plan
 from toolkit.runtime import interruptible
 from toolkit.sql import Query, sql_and_args
 
@@ -150,4 +150,4 @@ async def explain(
     if isinstance(document, str):  # SQLAlchemy's engines decode json; a bare asyncpg does not
         document = json.loads(document)
     parsed = cast(dict[str, Any], document[0])
-    return Plan(sql, parsed, _render_plan(parsed, rows_decimals), analyze)
+    return Plan(sql, parsed, render_plan(parsed, rows_decimals), analyze)

@@ -33,7 +33,7 @@ _TAGGED: tuple[tuple[type, str, Callable[[Any], Any], Callable[[Any], Any]], ...
 (datetime before date: a datetime is a date)."""
 
 
-def _encode_cursor(values: Sequence[Any]) -> str:
+def encode_cursor(values: Sequence[Any]) -> str:
     encoded: list[Any] = []
     for value in values:
         if value is None or isinstance(value, bool | int | float | str):
@@ -52,7 +52,7 @@ def _encode_cursor(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _decode_cursor(cursor: str, expected: int) -> list[Any]:
+def decode_cursor(cursor: str, expected: int) -> list[Any]:
     decoders = {tag: load for _, tag, _, load in _TAGGED}
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

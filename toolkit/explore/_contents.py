@@ -36,11 +36,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType, TypeEngine
 
-from toolkit import errors, explore, frames
+from toolkit import errors
 from toolkit.database import Database, connection_or_pooled
-from toolkit.explore.catalog import TableName, _columns, _reflect, _Relation, _resolve
-from toolkit.explore.distribution import shard_estimate
+from toolkit.explore._catalog import (
+    Relation,
+    TableName,
+    catalog_columns,
+    reflect_table,
+    resolve_relation,
+)
+from toolkit.explore._distribution import shard_estimate
+from toolkit.frames import df
 from toolkit.runtime import interruptible
+
+__all__ = ["TABLESAMPLE_FROM", "profile", "sample"]
+
+TABLESAMPLE_FROM = 100_000
+"""Estimated rows from which ``sample(random=True)`` reads a ``TABLESAMPLE`` of pages
+instead of shuffling the whole table (read at each call: patch it here)."""
 
 # sample() --------------------------------------------------------------------------
 
@@ -70,8 +83,8 @@ async def sample(
         raise ValueError(f"n must be 0 or more, got {n}")
     with errors.translated():
         async with connection_or_pooled(session, database) as conn:
-            relation = await _resolve(conn, table)
-            reflected = await _reflect(conn, relation)
+            relation = await resolve_relation(conn, table)
+            reflected = await reflect_table(conn, relation)
             if random and not relation.estimated_rows:  # Citus: the shards hold the rows
                 estimate = await shard_estimate(conn, relation.oid, session, database)
                 if estimate is not None:
@@ -82,20 +95,20 @@ async def sample(
         if pages is not None:
             sampled = reflected.tablesample(func.system(pages), name="sampled")
             query = select(sampled).order_by(func.random()).limit(n)
-            frame = await frames.df(query, session=session, database=database)
+            frame = await df(query, session=session, database=database)
             if len(frame) == n:
                 return frame
         query = select(reflected).order_by(func.random()).limit(n)
     else:
         query = select(reflected).order_by(*reflected.primary_key.columns).limit(n)
-    return await frames.df(query, session=session, database=database)
+    return await df(query, session=session, database=database)
 
 
-def _pages_to_sample(relation: _Relation, n: int) -> float | None:
+def _pages_to_sample(relation: Relation, n: int) -> float | None:
     """The TABLESAMPLE SYSTEM percentage for ``n`` rows, or None to shuffle everything."""
     estimate = relation.estimated_rows
     sampled_kinds = ("table", "materialized view", "partitioned table")
-    if relation.kind not in sampled_kinds or not estimate or estimate < explore.TABLESAMPLE_FROM:
+    if relation.kind not in sampled_kinds or not estimate or estimate < TABLESAMPLE_FROM:
         return None
     wanted = max(10 * n, 1_000)
     percent = 100.0 * wanted / estimate
@@ -148,9 +161,9 @@ async def profile(
     """
     with errors.translated():
         async with connection_or_pooled(session, database) as conn:
-            relation = await _resolve(conn, table)
-            reflected = await _reflect(conn, relation)
-            types = {c.name: c.type for c in await _columns(conn, relation)}
+            relation = await resolve_relation(conn, table)
+            reflected = await reflect_table(conn, relation)
+            types = {c.name: c.type for c in await catalog_columns(conn, relation)}
             statement, plans = _profile_statement(reflected)
             row = (await conn.execute(statement)).one()
     values = row._mapping

@@ -16,7 +16,7 @@ from sqlalchemy import Integer, any_, func, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 import toolkit as tk
-from toolkit import bulk
+from toolkit.bulk import _batches
 from toolkit.database import Database
 from toolkit.errors import IntegrityViolation, ToolkitError
 from toolkit.models import User
@@ -68,7 +68,7 @@ def _upsert_with_a_null_name_at_row_9000(db: Database, ids: list[int]) -> Awaita
 async def test_a_violation_at_row_9000_of_10000_changes_nothing(
     fault_db: Database, operation: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bulk, "CHUNK", 1_000)  # ten batches: nine succeed before the bad one
+    monkeypatch.setattr(_batches, "CHUNK", 1_000)  # ten batches: nine succeed before the bad one
     ids = await _seed(fault_db, ROWS // 2)
     before = await _snapshot(fault_db)
     calls: dict[str, Callable[[], Awaitable[object]]] = {

@@ -4,6 +4,10 @@ Driver errors are classified by SQLSTATE (the five-character code PostgreSQL sen
 every error), not by parsing message text, which changes with server version and locale.
 One exception: SQLSTATE 57014 covers both a ``statement_timeout`` and a cancel request, and
 only the server's message tells them apart; a localised message leaves it a QueryCanceled.
+
+Why one module: the tree and the mapping into it are read together - which class a
+SQLSTATE becomes, and what its message tells the user to do next - and every layer
+imports them from here.
 """
 
 from __future__ import annotations

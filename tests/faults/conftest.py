@@ -148,7 +148,7 @@ def checkout_shortcut(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     ``shortcut-always`` hands out a connection the server has ended, as a socket check
     that misses the server's farewell would: the statement itself must then survive it.
     """
-    from toolkit.database import _facade as database
+    from toolkit.database import _pool as database
 
     mode = str(request.param)
     monkeypatch.setattr(database, "_RECENT", 0.0 if mode == "shortcut-never" else 3600.0)

@@ -99,7 +99,7 @@ async def test_a_bulk_insert_after_the_server_ended_the_pooled_connection_gets_a
 async def test_a_write_is_never_retried_lost_before_it_was_sent_it_says_it_was_not_applied(
     fault_db: Database, kill_switch: KillSwitch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from toolkit.database import _facade as database
+    from toolkit.database import _pool as database
 
     monkeypatch.setattr(database, "_quiet", lambda raw: True)  # hand out the dead connection
     await tk.df("select 1", database=fault_db)

@@ -30,7 +30,7 @@ from tests.test_cli import cli_env, toolkit
 from tests.test_interrupt import Kernel
 from toolkit import config
 from toolkit.database import Database
-from toolkit.database import _facade as database_module
+from toolkit.database import _default as database_module
 
 DISTINCTIVE = "S3cretPw-xyz"
 

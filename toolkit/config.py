@@ -48,21 +48,26 @@ class Settings:
     database_url: str | None
     url_source: str
     data_dir: Path | None
+    password_in_environment: bool = False
+    """``PGPASSWORD`` is set: asyncpg sends it when the URL has no password."""
 
     def __repr__(self) -> str:  # the URL may hold a password: shown masked
         url = None if self.database_url is None else mask_url(self.database_url)
         return (
             f"Settings(database_url={url!r}, url_source={self.url_source!r}, "
-            f"data_dir={self.data_dir!r})"
+            f"data_dir={self.data_dir!r}, "
+            f"password_in_environment={self.password_in_environment!r})"
         )
 
     @classmethod
     def from_env(cls) -> Settings:
+        """The settings as the environment gives them now (the one place it is read)."""
+        password = bool(os.environ.get("PGPASSWORD"))
         for name in ("TOOLKIT_DATABASE_URL", "DATABASE_URL"):
             value = os.environ.get(name, "").strip()
             if value:
-                return cls(value, name, _data_dir())
-        return cls(None, "embedded server", _data_dir())
+                return cls(value, name, _data_dir(), password)
+        return cls(None, "embedded server", _data_dir(), password)
 
 
 def _data_dir() -> Path | None:

@@ -380,7 +380,7 @@ def test_the_sql_magic_reads_and_names_the_standby_on_a_write(replica: Replica) 
 
 
 def test_db_status_says_standby_and_migrate_is_refused(replica: Replica) -> None:
-    from tests.test_cli import cli_env, toolkit
+    from tests.cli.test_cli import cli_env, toolkit
 
     env = cli_env(database_url=replica.standby.url().render_as_string(hide_password=False))
     status = toolkit("db", "status", env=env)

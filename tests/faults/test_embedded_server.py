@@ -2,7 +2,7 @@
 
 `toolkit db start/status/stop` recover on their own, or say exactly what to do (naming the
 file or setting to act on). Each test owns a fresh data directory (``data_dir``, shared
-with tests/test_server.py) and stops its server on the way out.
+with tests/server/test_server.py) and stops its server on the way out.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import psutil
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.test_cli import TOOLKIT_CLI, cli_env, toolkit, toolkit_async
-from tests.test_server import current_database, data_dir, scratch_dir
+from tests.cli.test_cli import TOOLKIT_CLI, cli_env, toolkit, toolkit_async
+from tests.server.test_server import current_database, data_dir, scratch_dir
 from toolkit import server
 
-__all__ = ["data_dir", "scratch_dir"]  # fixtures shared with tests/test_server.py
+__all__ = ["data_dir", "scratch_dir"]  # fixtures shared with tests/server/test_server.py
 
 T = TypeVar("T")
 

@@ -25,8 +25,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 import toolkit as tk
+from tests.cli.test_cli import cli_env, toolkit
 from tests.conftest import MakeDatabase
-from tests.test_cli import cli_env, toolkit
 from tests.test_interrupt import Kernel
 from toolkit import config
 from toolkit.database import Database

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 import toolkit as tk
-from tests.test_cli import cli_env, toolkit_async
+from tests.cli.test_cli import cli_env, toolkit_async
 from toolkit import server
 from toolkit.database import Database
 from toolkit.errors import ConnectionLost

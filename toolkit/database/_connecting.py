@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import socket
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -63,7 +62,10 @@ def translate_connect_errors(
         try:
             return _connect_knowing(state, dialect, cargs, cparams)
         except Exception as exc:
-            given = cparams.get("password") is not None or bool(os.environ.get("PGPASSWORD"))
+            given = (
+                cparams.get("password") is not None
+                or config.Settings.from_env().password_in_environment
+            )
             peer = await_(_peer(exc, cparams))
             raise errors.connection_failed(
                 where, exc, source=source, password_given=given, peer=peer

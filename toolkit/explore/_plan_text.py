@@ -4,6 +4,9 @@ The plan is fetched once, as JSON (a second ``EXPLAIN (FORMAT TEXT)`` would run 
 analyzed statement twice); this module mirrors PostgreSQL's ``explain.c`` to print it the
 way psql would: node titles, cost and actual-time measures, and the detail lines under
 each node.
+
+Why one module: it follows ``explain.c`` section by section, so one file reads side by
+side with PostgreSQL's; Citus's remote plans are rendered by the same functions.
 """
 
 from __future__ import annotations

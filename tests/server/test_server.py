@@ -191,3 +191,38 @@ def test_stop_as_root_works_after_a_parent_directory_was_made_private(data_dir: 
         assert server.stop(data_dir) is True
     finally:
         data_dir.parent.chmod(0o755)  # so the fixture can stop the server if this failed
+
+
+# The Server object ---------------------------------------------------------------------
+
+
+def test_a_server_object_names_its_data_directory_and_touches_nothing(tmp_path: Path) -> None:
+    embedded = server.Server(tmp_path / "pgdata")
+    assert embedded.data_dir == (tmp_path / "pgdata").resolve()
+    assert repr(embedded) == f"Server({str((tmp_path / 'pgdata').resolve())!r})"
+    assert not embedded.status().running
+    assert embedded.url() is None
+    assert not (tmp_path / "pgdata").exists()  # nothing made before start()
+
+
+def test_a_server_object_starts_reports_and_stops_its_server(data_dir: Path) -> None:
+    embedded = server.Server(data_dir)
+    url = embedded.start()
+    assert embedded.status().running
+    assert embedded.url() == url == server.url(data_dir)  # the functions see the same server
+    assert embedded.stop() is True
+    assert not embedded.status().running
+    assert embedded.stop() is False
+
+
+def test_without_a_data_directory_a_server_object_uses_the_default_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TOOLKIT_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert server.Server().data_dir == (tmp_path / "elsewhere").resolve()
+    assert server.default_data_dir() == server.Server().data_dir
+
+
+def test_the_server_binaries_are_reached_through_the_class_or_the_function() -> None:
+    assert server.Server.binary("psql") == server.binary("psql")
+    assert server.binary("psql").name == "psql"

@@ -45,7 +45,7 @@ from sqlalchemy.engine import URL
 
 import toolkit as tk
 from tests.conftest import MakeDatabase, spy_on_copy
-from tests.test_interrupt import Kernel
+from tests.runtime.test_interrupt import Kernel
 from toolkit.database import Database
 from toolkit.errors import ToolkitError
 from toolkit.frames import _estimate, _types

@@ -1,7 +1,7 @@
 """Notebook 08 (scale-out) runs clean against the Citus cluster, and where the server is
 not Citus it says why and runs nothing else.
 
-``tests/test_notebooks.py`` runs every notebook against the suite's plain server; this
+``tests/examples/test_notebooks.py`` runs every notebook against the suite's plain server; this
 runs 08 against the coordinator (``TOOLKIT_CITUS_URL``, else the test cluster's), and is
 skipped, with the reason, where no coordinator answers.
 """
@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from tests.engines import citus_conftest
-from tests.test_notebooks import NOTEBOOKS_DIR, execute
+from tests.examples.test_notebooks import NOTEBOOKS_DIR, execute
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
 citus_admin = citus_conftest.citus_admin  # the fixture, used here

@@ -359,7 +359,7 @@ async def test_a_serialization_failure_on_the_primary_is_not_a_recovery_conflict
 
 @pytest.mark.slow
 def test_the_sql_magic_reads_and_names_the_standby_on_a_write(replica: Replica) -> None:
-    from tests.test_interrupt import Kernel
+    from tests.runtime.test_interrupt import Kernel
 
     url = replica.standby.url().render_as_string(hide_password=False)
     kernel = Kernel({**os.environ, "TOOLKIT_DATABASE_URL": url})

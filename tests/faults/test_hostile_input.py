@@ -28,7 +28,7 @@ from sqlalchemy.schema import CreateSchema
 
 import toolkit as tk
 from tests.conftest import MakeDatabase, spy_on_copy
-from tests.test_interrupt import Kernel
+from tests.runtime.test_interrupt import Kernel
 from toolkit import frames
 from toolkit.database import Database
 

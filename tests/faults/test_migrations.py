@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 
 import toolkit as tk
 from tests.conftest import MakeDatabase
-from tests.test_migrate import ALEMBIC, REPO, _url_env
+from tests.migrate.test_migrate import ALEMBIC, REPO, _url_env
 from toolkit.database import Database
 from toolkit.errors import DatabaseError
 from toolkit.migrate import current_revision, head_revision

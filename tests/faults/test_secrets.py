@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL
 import toolkit as tk
 from tests.cli.test_cli import cli_env, toolkit
 from tests.conftest import MakeDatabase
-from tests.test_interrupt import Kernel
+from tests.runtime.test_interrupt import Kernel
 from toolkit import config
 from toolkit.database import Database
 from toolkit.database import _default as database_module

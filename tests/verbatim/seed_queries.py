@@ -1,6 +1,6 @@
 # The seed's "Async Queries" and "Insert/Update/Delete" blocks, copied verbatim from
 # shared/seeds/000_f8793b31f43eb781.txt (only the imports of the models are ours).
-# tests/test_queries.py runs them against toolkit.models and the migrated schema, to
+# tests/queries/test_queries.py runs them against toolkit.models and the migrated schema, to
 # prove the seed's code works unchanged. Do not reformat or "fix" this file.
 # ruff: noqa
 from sqlalchemy.ext.asyncio import AsyncSession

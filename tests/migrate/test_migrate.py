@@ -22,7 +22,7 @@ from toolkit.database import Database
 from toolkit.migrate import alembic_config, current_revision, head_revision
 from toolkit.models import Base
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ALEMBIC = Path(sys.executable).parent / "alembic"
 
 

@@ -1,7 +1,7 @@
 """What a person sees when a toolkit call fails in a notebook: the message under the cell
 line that made the call, in a few lines - and the whole traceback one ``%tb verbose`` away.
 
-A real ipykernel runs each failing cell (``tests.test_interrupt.Kernel``).
+A real ipykernel runs each failing cell (``tests.runtime.test_interrupt.Kernel``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import MakeDatabase
-from tests.test_interrupt import Kernel
+from tests.runtime.test_interrupt import Kernel
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import MakeDatabase
-from tests.test_interrupt import Kernel
+from tests.runtime.test_interrupt import Kernel
 from toolkit.notebook.magic import _split_line, find_placeholders
 
 # The tokenizer ------------------------------------------------------------------------

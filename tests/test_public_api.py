@@ -71,3 +71,23 @@ def test_every_exception_class_the_toolkit_raises_is_exported() -> None:
     missing = sorted(c.__name__ for c in ours if getattr(tk, c.__name__, None) is not c)
 
     assert missing == []
+
+
+def test_the_version_execute_and_query_count_are_public() -> None:
+    assert isinstance(tk.__version__, str)
+    assert tk.__version__
+    assert {"execute", "QueryCount", "LazyLoadError"} <= set(tk.__all__)
+
+
+def test_every_exception_class_of_the_error_module_is_exported() -> None:
+    """The whole tree lives in ``toolkit.errors``; each class there is a ``tk.`` name."""
+    classes = [
+        name
+        for name in tk.errors.__all__
+        if isinstance(getattr(tk.errors, name), type)
+        and issubclass(getattr(tk.errors, name), BaseException)
+    ]
+    assert classes, "toolkit.errors exports its exception classes"
+    assert [
+        name for name in classes if getattr(tk, name, None) is not getattr(tk.errors, name)
+    ] == []

@@ -59,13 +59,13 @@ from toolkit.runtime import run
 
 
 def load_ipython_extension(ip: object) -> None:  # ``%load_ext toolkit``; IPython only then
-    from toolkit.notebook.magic import load_ipython_extension as load
+    from toolkit.notebook import load_ipython_extension as load
 
     load(ip)
 
 
 def unload_ipython_extension(ip: object) -> None:  # ``%unload_ext toolkit``
-    from toolkit.notebook.magic import unload_ipython_extension as unload
+    from toolkit.notebook import unload_ipython_extension as unload
 
     unload(ip)
 

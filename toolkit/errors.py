@@ -15,10 +15,12 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
 
 from asyncpg import PostgresError
 from asyncpg.exceptions import ConnectionDoesNotExistError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, MissingGreenlet
 
 __all__ = [
     "ConfigurationError",
@@ -46,6 +48,8 @@ __all__ = [
     "driver_error",
     "fault_of",
     "from_dbapi_error",
+    "lazy_load_error",
+    "lazy_load_message",
     "server_field",
     "sqlstate_of",
     "translated",
@@ -192,8 +196,56 @@ class InvalidCharacter(DatabaseError):
     """
 
 
-class LazyLoadError(ToolkitError):
-    """An attribute was lazily loaded in async code (SQLAlchemy's MissingGreenlet)."""
+class LazyLoadError(ToolkitError, MissingGreenlet):
+    """An attribute was lazily loaded in async code (SQLAlchemy's ``MissingGreenlet``,
+    which it also is, so an ``except MissingGreenlet`` still catches it); the message names
+    the relationship and the two ways to load it (``lazy_load_error`` builds it)."""
+
+    def __str__(self) -> str:  # the message alone: no SQLAlchemy background link after it
+        return str(self.args[0]) if self.args else ""
+
+
+def lazy_load_error(exc: MissingGreenlet) -> LazyLoadError:
+    """``exc`` (raised by a lazy load) as a ``LazyLoadError`` naming what was loaded."""
+    return LazyLoadError(lazy_load_message(exc.__traceback__))
+
+
+def lazy_load_message(tb: TracebackType | None) -> str:
+    """One paragraph: what was lazily loaded, and how to load it instead."""
+    try:
+        prop = _lazily_loaded(tb)
+    except Exception:  # never let the explanation hide the error
+        prop = None
+    if prop is None:
+        return (
+            "an attribute was lazily loaded (implicit I/O) in async code. "
+            "Load it in the query, e.g. .options(selectinload(Model.relationship)), "
+            "or await obj.awaitable_attrs.<name>."
+        )
+    owner = prop.parent.class_.__name__
+    return (
+        f"{owner}.{prop.key} was lazily loaded in async code, which "
+        f"cannot do implicit I/O. Load it in the query: "
+        f".options(selectinload({owner}.{prop.key})), "
+        f"or await it: await obj.awaitable_attrs.{prop.key}"
+    )
+
+
+def _lazily_loaded(tb: TracebackType | None) -> Any:
+    """The relationship SQLAlchemy's lazy loader was loading when the error was raised:
+    a frame whose ``self`` is the lazy loader (``LazyLoader``; ``_LazyLoader`` in
+    SQLAlchemy 2.1) holds it as ``self.parent_property``."""
+    from sqlalchemy.orm import RelationshipProperty, strategies
+
+    loader = getattr(strategies, "LazyLoader", None) or getattr(strategies, "_LazyLoader", None)
+    found = None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        prop = getattr(owner, "parent_property", None)
+        if isinstance(prop, RelationshipProperty) and (loader is None or isinstance(owner, loader)):
+            found = prop
+        tb = tb.tb_next
+    return found
 
 
 # SQLSTATE (exact code, then two-character class) -> (exception class, what to do next).

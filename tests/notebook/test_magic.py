@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import MakeDatabase
 from tests.runtime.test_interrupt import Kernel
-from toolkit.notebook.magic import _split_line, find_placeholders
+from toolkit.notebook._magic import _split_line, find_placeholders
 
 # The tokenizer ------------------------------------------------------------------------
 
@@ -79,7 +79,7 @@ def test_line_magic_options_are_split_from_the_sql() -> None:
 
 def test_model_lists_show_twenty_rows_then_a_count() -> None:
     from toolkit.models import User
-    from toolkit.notebook.display import models_html
+    from toolkit.notebook._display import models_html
 
     users = [User(id=i, email=f"u{i}@example.com", name=f"<i>{i}</i>") for i in range(25)]
     html = models_html(users)

@@ -103,3 +103,39 @@ def test_run_accepts_any_awaitable_not_only_coroutines(database_url: URL) -> Non
         database_url,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_lazy_load_inside_run_is_a_lazy_load_error_naming_the_relationship(
+    database_url: URL,
+) -> None:
+    done = _python(
+        """
+        import toolkit as tk
+        from sqlalchemy.exc import MissingGreenlet
+        from toolkit.models import User
+
+        async def lazily_loads() -> None:
+            async with tk.async_session() as s:
+                user = User(email="lazy@example.com", name="Lazy")
+                s.add(user)
+                await s.flush()
+                s.expire(user, ["posts"])
+                try:
+                    user.posts  # not loaded: a lazy load, which async code cannot do
+                finally:
+                    await s.rollback()
+
+        try:
+            tk.run(lazily_loads())
+        except MissingGreenlet as exc:  # still caught as SQLAlchemy's own error
+            assert isinstance(exc, tk.LazyLoadError), type(exc)
+            assert type(exc.__cause__) is MissingGreenlet
+            print(exc)
+        """,
+        database_url,
+    )
+    assert done.returncode == 0, done.stderr
+    message = done.stdout.strip()
+    assert message.startswith("User.posts was lazily loaded in async code"), message
+    assert ".options(selectinload(User.posts))" in message
+    assert "await obj.awaitable_attrs.posts" in message

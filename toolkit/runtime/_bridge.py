@@ -17,6 +17,10 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import MissingGreenlet
+
+from toolkit.errors import LazyLoadError, lazy_load_error
+
 __all__ = ["before_script_loop_closes", "run", "script_loop"]
 
 T = TypeVar("T")
@@ -53,7 +57,20 @@ def before_script_loop_closes(callback: Callable[[], Awaitable[None]]) -> None:
 
 
 def run(awaitable: Awaitable[T]) -> T:
-    """Run ``awaitable`` to completion from sync code and return its result."""
+    """Run ``awaitable`` to completion from sync code and return its result.
+
+    A lazy load inside it (SQLAlchemy's ``MissingGreenlet``) comes out as
+    ``LazyLoadError``, naming the relationship and how to load it.
+    """
+    try:
+        return _run(awaitable)
+    except MissingGreenlet as exc:
+        if isinstance(exc, LazyLoadError):
+            raise
+        raise lazy_load_error(exc) from exc
+
+
+def _run(awaitable: Awaitable[T]) -> T:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["missing_greenlet_message", "models_html", "register", "unregister"]
+from toolkit.errors import lazy_load_message
+
+__all__ = ["models_html", "register", "unregister"]
 
 _previous_printer: dict[int, Any] = {}
 
@@ -54,50 +55,12 @@ def _chained(previous: Any) -> Any:
 # MissingGreenlet --------------------------------------------------------------------
 
 
-def _relationship(tb: types.TracebackType | None) -> Any:
-    """The relationship SQLAlchemy's lazy loader was loading when the error was raised:
-    a frame whose ``self`` is the lazy loader (``LazyLoader``; ``_LazyLoader`` in
-    SQLAlchemy 2.1) holds it as ``self.parent_property``."""
-    from sqlalchemy.orm import RelationshipProperty, strategies
-
-    loader = getattr(strategies, "LazyLoader", None) or getattr(strategies, "_LazyLoader", None)
-    found = None
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        prop = getattr(owner, "parent_property", None)
-        if isinstance(prop, RelationshipProperty) and (loader is None or isinstance(owner, loader)):
-            found = prop
-        tb = tb.tb_next
-    return found
-
-
-def missing_greenlet_message(tb: types.TracebackType | None) -> str:
-    """One paragraph: what was lazily loaded, and how to load it instead."""
-    try:
-        prop = _relationship(tb)
-    except Exception:  # never let the explanation hide the error
-        prop = None
-    if prop is None:
-        return (
-            "MissingGreenlet: an attribute was lazily loaded (implicit I/O) in async code. "
-            "Load it in the query, e.g. .options(selectinload(Model.relationship)), "
-            "or await obj.awaitable_attrs.<name>."
-        )
-    owner = prop.parent.class_.__name__
-    return (
-        f"MissingGreenlet: {owner}.{prop.key} was lazily loaded in async code, which "
-        f"cannot do implicit I/O. Load it in the query: "
-        f".options(selectinload({owner}.{prop.key})), "
-        f"or await it: await obj.awaitable_attrs.{prop.key}"
-    )
-
-
 def _missing_greenlet(
     shell: Any, etype: Any, value: Any, tb: Any, tb_offset: Any = None
 ) -> list[str]:
     # IPython's run_code ignores what a custom handler returns: show it here (in a kernel
     # this sends the error message, ename "MissingGreenlet", with this one line).
-    stb = [missing_greenlet_message(tb)]
+    stb = ["MissingGreenlet: " + lazy_load_message(tb)]
     shell._showtraceback(etype, value, stb)
     return stb
 

@@ -186,7 +186,7 @@ async def _run_statement(
 
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext toolkit``: the magics, HTML for model lists, the MissingGreenlet note."""
-    from toolkit.notebook import display
+    from toolkit.notebook import _display as display
 
     ip.register_magics(SqlMagics)
     display.register(ip)
@@ -194,7 +194,7 @@ def load_ipython_extension(ip: Any) -> None:
 
 def unload_ipython_extension(ip: Any) -> None:
     """``%unload_ext toolkit``: remove what ``load_ipython_extension`` added."""
-    from toolkit.notebook import display
+    from toolkit.notebook import _display as display
 
     display.unregister(ip)
     magics = ip.magics_manager.magics

@@ -265,6 +265,45 @@ async def measure(
     }
 
 
+def measured_on_table(
+    url: str,
+    table: str,
+    key: str,
+    reset: Callable[[Any], Awaitable[None]],
+    approach: Callable[[], Awaitable[tuple[Run, Close]]],
+    check: str,
+    repeats: int,
+    slow_repeats: int,
+) -> dict[str, Any]:
+    """A worker's measurement: ``table`` made afresh (``key`` is its id column), ``reset``
+    (then a CHECKPOINT) before every run, untimed; then the table's content by ``check``."""
+    import asyncio
+
+    import asyncpg
+
+    async def main() -> dict[str, Any]:
+        admin = await asyncpg.connect(libpq_dsn(url))
+        try:
+            await admin.execute(f"DROP TABLE IF EXISTS {table}")
+            await admin.execute(f"CREATE TABLE {table} ({key}, {TABLE_COLUMNS})")
+
+            async def prepare() -> None:
+                await reset(admin)
+                await checkpoint_now(admin)
+
+            run, close = await approach()
+            try:
+                result = await measure(run, prepare, repeats, slow_repeats)
+            finally:
+                await close()
+            result["check"] = dict(await admin.fetchrow(check))
+            return result
+        finally:
+            await admin.close()
+
+    return asyncio.run(main())
+
+
 async def checkpoint_now(admin: Any) -> None:
     """Flush dirty buffers before a timed run, so a checkpoint is less likely during it."""
     import asyncpg

@@ -1,6 +1,7 @@
-"""Shared plumbing of the hand-run benchmarks (frames.py, bulk.py); not a benchmark itself.
+"""Shared plumbing of the hand-run benchmarks; not a benchmark itself.
 
-What both scripts do the same way: resolve the database URL and build a table in a set-up
+What every script (frames.py, insert.py, update.py, pages.py, load.py) does the same way:
+resolve the database URL and build a table in a set-up
 subprocess, spawn ``--worker`` subprocesses and collect the JSON line each prints, read
 RSS, format numbers and markdown tables, describe the machine and print PASS/FAIL target
 lines. The scripts import it as ``_harness``: run as ``python benchmarks/<script>.py``,

@@ -24,7 +24,6 @@ from _bench_tables import (
     INSERT_TABLE,
     MEASURED,
     SLOW_SECONDS,
-    TABLE_COLUMNS,
     Close,
     Run,
     Worker,
@@ -32,10 +31,9 @@ from _bench_tables import (
     add_repeat_arguments,
     bench_models,
     check_cell,
-    checkpoint_now,
     fmt_s,
     installed_approaches,
-    measure,
+    measured_on_table,
     run_internal,
     run_parent,
 )
@@ -252,35 +250,24 @@ async def _insert_approach(name: str, url: str, data: Any) -> tuple[Run, Close]:
 
 
 def insert_worker(name: str, rows: int, repeats: int, slow_repeats: int, url: str) -> Any:
-    import asyncio
-
-    import asyncpg
-
     data = _insert_data(rows, INSERTS[name][2])
 
-    async def main() -> dict[str, Any]:
-        admin = await asyncpg.connect(libpq_dsn(url))
-        try:
-            await admin.execute(f"DROP TABLE IF EXISTS {INSERT_TABLE}")
-            await admin.execute(
-                f"CREATE TABLE {INSERT_TABLE} (id bigserial PRIMARY KEY, {TABLE_COLUMNS})"
-            )
+    async def reset(admin: Any) -> None:
+        await admin.execute(f"TRUNCATE {INSERT_TABLE} RESTART IDENTITY")
 
-            async def prepare() -> None:
-                await admin.execute(f"TRUNCATE {INSERT_TABLE} RESTART IDENTITY")
-                await checkpoint_now(admin)
+    async def approach() -> tuple[Run, Close]:
+        return await _insert_approach(name, url, data)
 
-            run, close = await _insert_approach(name, url, data)
-            try:
-                result = await measure(run, prepare, repeats, slow_repeats)
-            finally:
-                await close()
-            result["check"] = dict(await admin.fetchrow(INSERT_CHECK))
-            return result
-        finally:
-            await admin.close()
-
-    return asyncio.run(main())
+    return measured_on_table(
+        url,
+        INSERT_TABLE,
+        "id bigserial PRIMARY KEY",
+        reset,
+        approach,
+        INSERT_CHECK,
+        repeats,
+        slow_repeats,
+    )
 
 
 def print_inserts(rows: int, available: Sequence[str], results: dict[Any, Any]) -> None:

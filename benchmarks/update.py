@@ -22,7 +22,6 @@ from _bench_tables import (
     COLUMNS,
     MEASURED,
     SLOW_SECONDS,
-    TABLE_COLUMNS,
     UPDATE_TABLE,
     Close,
     Run,
@@ -31,9 +30,8 @@ from _bench_tables import (
     add_repeat_arguments,
     bench_models,
     check_cell,
-    checkpoint_now,
     fmt_s,
-    measure,
+    measured_on_table,
     run_internal,
     run_parent,
 )
@@ -153,37 +151,26 @@ async def _update_approach(name: str, url: str, rows: list[dict[str, Any]]) -> t
 
 
 def update_worker(name: str, rows: int, repeats: int, slow_repeats: int, url: str) -> Any:
-    import asyncio
-
-    import asyncpg
-
     updates = _update_rows(rows)
 
-    async def main() -> dict[str, Any]:
-        admin = await asyncpg.connect(libpq_dsn(url))
-        try:
-            await admin.execute(f"DROP TABLE IF EXISTS {UPDATE_TABLE}")
-            await admin.execute(
-                f"CREATE TABLE {UPDATE_TABLE} (id bigint PRIMARY KEY, {TABLE_COLUMNS})"
-            )
+    async def reset(admin: Any) -> None:  # the same freshly filled, vacuumed table every run
+        await admin.execute(f"TRUNCATE {UPDATE_TABLE}")
+        await admin.execute(UPDATE_FILL, rows)
+        await admin.execute(f"VACUUM (ANALYZE) {UPDATE_TABLE}")
 
-            async def prepare() -> None:  # the same freshly filled, vacuumed table every run
-                await admin.execute(f"TRUNCATE {UPDATE_TABLE}")
-                await admin.execute(UPDATE_FILL, rows)
-                await admin.execute(f"VACUUM (ANALYZE) {UPDATE_TABLE}")
-                await checkpoint_now(admin)
+    async def approach() -> tuple[Run, Close]:
+        return await _update_approach(name, url, updates)
 
-            run, close = await _update_approach(name, url, updates)
-            try:
-                result = await measure(run, prepare, repeats, slow_repeats)
-            finally:
-                await close()
-            result["check"] = dict(await admin.fetchrow(UPDATE_CHECK))
-            return result
-        finally:
-            await admin.close()
-
-    return asyncio.run(main())
+    return measured_on_table(
+        url,
+        UPDATE_TABLE,
+        "id bigint PRIMARY KEY",
+        reset,
+        approach,
+        UPDATE_CHECK,
+        repeats,
+        slow_repeats,
+    )
 
 
 def print_updates(rows: int, results: dict[str, Any]) -> None:

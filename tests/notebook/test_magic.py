@@ -1,7 +1,7 @@
 """``%load_ext toolkit``: the ``%%sql`` magic, model-list HTML and the MissingGreenlet note.
 
 The magic tests run in a real Jupyter kernel (jupyter_client), as JupyterLab drives it;
-the placeholder tokenizer has fast unit tests of its own.
+the placeholder tokenizer it uses has fast unit tests of its own (tests/sql).
 """
 
 from __future__ import annotations
@@ -16,57 +16,9 @@ import pytest
 
 from tests.conftest import MakeDatabase
 from tests.runtime.test_interrupt import Kernel
-from toolkit.notebook._magic import _split_line, find_placeholders
+from toolkit.notebook._magic import _split_line
 
-# The tokenizer ------------------------------------------------------------------------
-
-
-def test_placeholders_skip_strings_casts_and_comments() -> None:
-    scan = find_placeholders("select '10:30' as t, 1::int as n, :x as x")
-    assert scan.names == ("x",)
-    assert scan.sql == "select '10:30' as t, 1::int as n, :x as x"
-
-
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "select 'a :b'",
-        "select E'it\\'s :b'",
-        "select $$ :b $$",
-        "select $tag$ :b $tag$",
-        'select 1 as ":b"',
-        "select 1 -- :b",
-        "select 1 /* :b /* nested :c */ :d */",
-        "select (array[1,2,3])[1:2]",
-        "select 1::int, '{}'::jsonb",
-    ],
-)
-def test_no_placeholder_inside_literals(sql: str) -> None:
-    assert find_placeholders(sql).names == ()
-
-
-def test_placeholders_in_order_once_each_and_casts_kept() -> None:
-    scan = find_placeholders("select :b::int, :a, :b where x = 'a :z'")
-    assert scan.names == ("b", "a")
-    # text() needs a space before a cast right after a placeholder, and escaped colons
-    # inside literals (it would take 'a :z' for a parameter).
-    assert scan.sql == "select :b ::int, :a, :b where x = 'a \\:z'"
-
-
-def test_literal_colons_reach_the_server_unchanged() -> None:
-    from sqlalchemy import text
-    from sqlalchemy.dialects.postgresql.asyncpg import dialect
-
-    scan = find_placeholders("select 'a :z', $$ :y $$, :x::int")
-    compiled = text(scan.sql).compile(dialect=dialect())  # type: ignore[no-untyped-call]
-    assert compiled.string == "select 'a :z', $$ :y $$, $1 ::int"
-    assert list(compiled.params) == ["x"]
-
-
-def test_trailing_semicolons_and_comments_are_dropped() -> None:
-    assert find_placeholders("select 1; -- done\n/* really */ ;\n").sql == "select 1"
-    kept = "-- first\nselect ';' -- x\n, 2"
-    assert find_placeholders(kept).sql == kept
+# The magic's own parsing ---------------------------------------------------------
 
 
 def test_line_magic_options_are_split_from_the_sql() -> None:
@@ -290,6 +242,29 @@ def test_missing_greenlet_names_the_relationship_and_the_fixes(kernel: Kernel) -
     assert "selectinload(Post.author)" in text
     assert "awaitable_attrs.author" in text
     assert len(failed[0]["traceback"]) == 1
+
+
+@pytest.mark.slow
+def test_a_lazy_load_error_from_tk_run_shows_the_same_one_line(kernel: Kernel) -> None:
+    """``tk.run`` already made it a LazyLoadError: the line still names the relationship."""
+    outputs = _run(
+        kernel,
+        "from sqlalchemy import select\n"
+        "from toolkit.models import Post\n"
+        "async def first_author():\n"
+        "    async with tk.async_session() as s:\n"
+        "        post = (await s.execute(select(Post).limit(1))).scalar_one()\n"
+        "        return post.author\n"
+        "tk.run(first_author())\n",
+    )
+    failed = [o for o in outputs if o["type"] == "error"]
+    assert len(failed) == 1, outputs
+    assert failed[0]["ename"] == "LazyLoadError"
+    assert len(failed[0]["traceback"]) == 1
+    text = failed[0]["traceback"][0]
+    assert "Post.author" in text
+    assert "selectinload(Post.author)" in text
+    assert "awaitable_attrs.author" in text
 
 
 @pytest.mark.slow

@@ -3,8 +3,9 @@
 * A ``list`` of toolkit models (what ``get_all_users`` returns) renders as a compact HTML
   table: loaded column values only (nothing is lazily loaded to draw it), escaped, at
   most ``toolkit.frames.HTML_ROWS`` rows. Any other list keeps IPython's usual repr.
-* SQLAlchemy's ``MissingGreenlet`` (a lazy load in async code) is shown as one short
-  message naming the relationship and the two fixes, instead of a long traceback.
+* SQLAlchemy's ``MissingGreenlet`` (a lazy load in async code), and the ``LazyLoadError``
+  ``tk.run`` makes of it, are shown as one short message naming the relationship and the
+  two fixes (``toolkit.errors.lazy_load_message``), instead of a long traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.errors import lazy_load_message
+from toolkit.errors import LazyLoadError, lazy_load_message
 
 __all__ = ["models_html", "register", "unregister"]
 
@@ -59,8 +60,11 @@ def _missing_greenlet(
     shell: Any, etype: Any, value: Any, tb: Any, tb_offset: Any = None
 ) -> list[str]:
     # IPython's run_code ignores what a custom handler returns: show it here (in a kernel
-    # this sends the error message, ename "MissingGreenlet", with this one line).
-    stb = ["MissingGreenlet: " + lazy_load_message(tb)]
+    # this sends the error message, ename the class's name, with this one line). A
+    # LazyLoadError (``tk.run`` made it) already names the relationship, and its own
+    # traceback no longer holds the lazy loader's frames: it is shown as it is.
+    message = str(value) if isinstance(value, LazyLoadError) else lazy_load_message(tb)
+    stb = [f"{etype.__name__}: {message}"]
     shell._showtraceback(etype, value, stb)
     return stb
 

@@ -24,10 +24,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from toolkit import errors
 from toolkit.frames import exact_frame
+from toolkit.notebook._display import register, unregister
 from toolkit.runtime import run
 from toolkit.sql import Placeholders, find_placeholders, plannable, statement
 
-__all__ = ["Placeholders", "SqlMagics", "find_placeholders", "load_ipython_extension"]
+__all__ = ["SqlMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 DEFAULT_LIMIT = 1000
 
@@ -186,17 +187,13 @@ async def _run_statement(
 
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext toolkit``: the magics, HTML for model lists, the MissingGreenlet note."""
-    from toolkit.notebook import _display as display
-
     ip.register_magics(SqlMagics)
-    display.register(ip)
+    register(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:
     """``%unload_ext toolkit``: remove what ``load_ipython_extension`` added."""
-    from toolkit.notebook import _display as display
-
-    display.unregister(ip)
+    unregister(ip)
     magics = ip.magics_manager.magics
     for kind in ("line", "cell"):
         if "sql" in magics[kind]:

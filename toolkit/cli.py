@@ -22,7 +22,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from toolkit import server
 from toolkit._version import __version__
 from toolkit.config import Settings, mask_url, server_address
 from toolkit.database import Database
@@ -31,6 +30,7 @@ from toolkit.errors import ToolkitError
 from toolkit.migrate import migrate
 from toolkit.models import User
 from toolkit.runtime import run
+from toolkit.server import Server
 
 __all__ = ["main", "parser"]
 
@@ -153,18 +153,19 @@ def _seed_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _db(args: argparse.Namespace) -> int:
+    embedded = Server()  # the default data directory: TOOLKIT_DATA_DIR, else the user's
     if args.action == "start":
-        url = server.start()
-        print(f"running: {server.status().describe()}")
+        url = embedded.start()
+        print(f"running: {embedded.status().describe()}")
         print(f"url: {url.render_as_string(hide_password=False)}")
     elif args.action == "stop":
-        print("stopped" if server.stop() else f"not running: {server.status().describe()}")
+        print("stopped" if embedded.stop() else f"not running: {embedded.status().describe()}")
     elif args.action == "status":
         return _status()
     else:
-        current = server.url()
+        current = embedded.url()
         if current is None:
-            print(f"not running: {server.status().describe()}", file=sys.stderr)
+            print(f"not running: {embedded.status().describe()}", file=sys.stderr)
             return 3
         print(current.render_as_string(hide_password=False))
     return 0
@@ -175,7 +176,7 @@ def _status() -> int:
     and what the server is (version, standby or primary, Citus, a pooler)."""
     settings = Settings.from_env()
     if settings.database_url is None:
-        state = server.status()
+        state = Server().status()
         print(state.describe())
         if not state.running:
             return 3  # 3: "not running", as pg_ctl status

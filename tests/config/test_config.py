@@ -107,6 +107,28 @@ def test_settings_are_read_at_call_time_not_import_time(clean_env: pytest.Monkey
     assert Settings.from_env().database_url == "postgresql://later@a/db"
 
 
+def test_settings_say_whether_pgpassword_is_set(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.delenv("PGPASSWORD", raising=False)
+    assert Settings.from_env().password_in_environment is False
+
+    clean_env.setenv("PGPASSWORD", PASSWORD)
+    assert Settings.from_env().password_in_environment is True
+
+
+def test_the_settings_repr_masks_the_password_and_names_the_source(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clean_env.setenv("TOOLKIT_DATABASE_URL", f"postgresql://me:{PASSWORD}@a/db")
+    clean_env.setenv("TOOLKIT_DATA_DIR", str(tmp_path))
+
+    shown = repr(Settings.from_env())
+
+    assert PASSWORD not in shown
+    assert "***" in shown
+    assert "TOOLKIT_DATABASE_URL" in shown
+    assert str(tmp_path) in shown
+
+
 # normalize_url -------------------------------------------------------------------------
 
 

@@ -205,6 +205,7 @@ def test_a_server_object_names_its_data_directory_and_touches_nothing(tmp_path: 
     assert not (tmp_path / "pgdata").exists()  # nothing made before start()
 
 
+@pytest.mark.slow
 def test_a_server_object_starts_reports_and_stops_its_server(data_dir: Path) -> None:
     embedded = server.Server(data_dir)
     url = embedded.start()
@@ -226,3 +227,19 @@ def test_without_a_data_directory_a_server_object_uses_the_default_one(
 def test_the_server_binaries_are_reached_through_the_class_or_the_function() -> None:
     assert server.Server.binary("psql") == server.binary("psql")
     assert server.binary("psql").name == "psql"
+
+
+@pytest.mark.slow
+def test_a_running_server_object_shows_only_its_data_directory(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", "hunter2")
+    monkeypatch.setenv("TOOLKIT_DATABASE_URL", "postgresql://me:hunter2@elsewhere/db")
+    embedded = server.Server(data_dir)
+    embedded.start()
+
+    shown = repr(embedded)
+
+    assert shown == f"Server({str(data_dir.resolve())!r})"
+    assert "hunter2" not in shown
+    assert "postgresql" not in shown  # no URL, even for a running server

@@ -247,10 +247,19 @@ def test_missing_greenlet_names_the_relationship_and_the_fixes(kernel: Kernel) -
 @pytest.mark.slow
 def test_a_lazy_load_error_from_tk_run_shows_the_same_one_line(kernel: Kernel) -> None:
     """``tk.run`` already made it a LazyLoadError: the line still names the relationship."""
-    outputs = _run(
+    setup = _run(
         kernel,
         "from sqlalchemy import select\n"
-        "from toolkit.models import Post\n"
+        "from toolkit.models import Post, User\n"
+        "async with tk.session() as s:\n"
+        "    author = User(email='lazy-run@example.com', name='Lazy')\n"
+        "    s.add(author)\n"
+        "    await s.flush()\n"
+        "    s.add(Post(title='t', content='c', author_id=author.id))\n",
+    )
+    assert _errors(setup) == [], setup
+    outputs = _run(
+        kernel,
         "async def first_author():\n"
         "    async with tk.async_session() as s:\n"
         "        post = (await s.execute(select(Post).limit(1))).scalar_one()\n"

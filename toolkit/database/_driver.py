@@ -1,107 +1,44 @@
-"""The caller's session, or a new one, at each level (a session, its connection, the
-asyncpg connection under it), and what a lost connection means for the statement that
-was running (``statement_attempts``)."""
+"""The raw driver path: the asyncpg connection under a caller's session, or one straight
+from the pool (its faults named as the engine names them, ``_faults``); a cancel request
+sent to the server; and what a lost connection means for the statement that was running
+(``statement_attempts``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from asyncpg import PostgresError
-from asyncpg.exceptions import InterfaceError
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
-from toolkit import config, errors
-from toolkit.database import _standby as standby
-from toolkit.database._connecting import begin_behind_pooler, cancellation_behind, end_transaction
-from toolkit.database._default import get_database
-from toolkit.database._pool import pool_fault
-from toolkit.database._state import lost_at, owners
-
-if TYPE_CHECKING:  # annotations only: the modules above import this one
-    from toolkit.database._facade import Database
+from toolkit import errors
+from toolkit.database._connecting import begin_behind_pooler, end_transaction
+from toolkit.database._faults import raw_fault
+from toolkit.database._standby import refuse_writes
 
 __all__ = [
+    "PooledDriverConnection",
     "StatementAttempt",
-    "connection_or_pooled",
-    "driver_connection",
-    "session_or_new",
+    "cancel_on_server",
+    "session_driver_connection",
     "statement_attempts",
 ]
 
 
 @asynccontextmanager
-async def session_or_new(
-    session: AsyncSession | None, database: Database | None = None
-) -> AsyncIterator[AsyncSession]:
-    """The caller's session, or a new one (closed at the end; its reads need no commit).
-
-    Every helper taking ``session=`` runs in it through this (or ``connection_or_pooled``,
-    ``driver_connection`` one level down), so "yours, else ours" has one home.
-    """
-    if session is not None:
-        yield session
-        return
-    async with (database or get_database()).async_session() as own:
-        yield own
-
-
-@asynccontextmanager
-async def connection_or_pooled(
-    session: AsyncSession | None, database: Database | None = None
-) -> AsyncIterator[AsyncConnection]:
-    """The session's connection (inside its transaction), else a pooled one."""
-    if session is not None:
-        yield await session.connection()
-        return
-    async with (database or get_database()).engine.connect() as conn:
-        yield conn
-
-
-def driver_connection(
-    session: AsyncSession | None = None,
-    database: Database | None = None,
-    *,
-    write: bool = False,
-    refuse_on_standby: str | None = None,
-) -> contextlib.AbstractAsyncContextManager[Any]:
-    """The asyncpg connection under ``session`` (inside its transaction), else a pooled one.
-
-    For COPY and array statements the toolkit talks to asyncpg directly. SQLAlchemy's
-    adapter only sends BEGIN when it first executes, so with ``write=True`` it is made to
-    begin now: the writes then belong to the session's transaction, and its rollback
-    undoes them, instead of committing on their own. ``refuse_on_standby`` names a helper
-    that writes: on a hot standby it is refused before anything is sent (``standby``).
-    """
-    if session is not None:
-        return _session_driver_connection(session, write, refuse_on_standby)
-    # A pooled write runs in a transaction the toolkit's helper opened (bulk helpers,
-    # to_table), which the loss rolls back; a pooled read wrote nothing (tk.df says
-    # more, per statement).
-    outcome = "atomic" if write else "read"
-    engine = (database or get_database()).engine
-    return _PooledDriverConnection(engine, outcome, refuse_on_standby)
-
-
-@asynccontextmanager
-async def _session_driver_connection(
+async def session_driver_connection(
     session: AsyncSession, write: bool, refuse_on_standby: str | None
 ) -> AsyncIterator[Any]:
+    """The asyncpg connection under ``session``, begun first when it is to ``write``."""
     conn = await session.connection()
     raw: Any = (await conn.get_raw_connection()).driver_connection
     if refuse_on_standby is not None:
-        await standby.refuse_writes(raw, conn.engine.sync_engine, refuse_on_standby)
+        await refuse_writes(raw, conn.engine.sync_engine, refuse_on_standby)
     if write and not raw.is_in_transaction():
         await conn.exec_driver_sql("SELECT 1")
     try:
@@ -112,15 +49,13 @@ async def _session_driver_connection(
             if not conn.invalidated:
                 await conn.invalidate()
 
-        fault = await _fault_named(
-            exc, raw, conn.engine, invalidate, pooled=False, outcome="session"
-        )
+        fault = await raw_fault(exc, raw, conn.engine, invalidate, pooled=False, outcome="session")
         if fault is None:
             raise
         raise fault from None
 
 
-class _PooledDriverConnection:
+class PooledDriverConnection:
     """A connection straight from the pool: no ``Connection`` object around it (whose
     transaction bookkeeping the raw path does not use: a third of the checkout's cost),
     and a plain class rather than two generator-based context managers."""
@@ -139,7 +74,7 @@ class _PooledDriverConnection:
         raw = self._pooled.driver_connection
         if self._refuse_on_standby is not None:
             try:
-                await standby.refuse_writes(raw, self._engine.sync_engine, self._refuse_on_standby)
+                await refuse_writes(raw, self._engine.sync_engine, self._refuse_on_standby)
             except BaseException:
                 await _give_back(self._engine, self._pooled)
                 raise
@@ -168,7 +103,7 @@ class _PooledDriverConnection:
                         await greenlet_spawn(pooled.invalidate)
 
                 raw = pooled.driver_connection
-                fault = await _fault_named(
+                fault = await raw_fault(
                     exc, raw, engine, invalidate, pooled=True, outcome=self._outcome
                 )
                 if fault is not None:
@@ -194,52 +129,19 @@ async def _give_back(engine: AsyncEngine, pooled: Any) -> None:
         await greenlet_spawn(pooled.close)
 
 
-async def _fault_named(
-    exc: BaseException,
-    raw: Any,
-    engine: AsyncEngine,
-    invalidate: Callable[[], Awaitable[None]],
-    *,
-    pooled: bool,
-    outcome: str,
-) -> BaseException | None:
-    """On the raw driver path, the fault to raise as the engine would (see
-    ``translate_faults``) in place of ``exc``; None to let ``exc`` go on.
+async def cancel_on_server(raw: Any) -> None:
+    """Ask the server to cancel what ``raw`` runs, before the caller closes ``raw``.
 
-    Errors there bypass SQLAlchemy, which would otherwise try to roll back a connection
-    the server dropped (and fail again). A pooled connection is also invalidated after a
-    cancellation or a client-side error: a raw call cut short may have left it inside a
-    BEGIN that SQLAlchemy knows nothing of, and would not roll back. Only after a server
-    error (the protocol then is at a clean sync point) does it go back into the pool.
-
-    On a connection found closed, any other exception but the toolkit's own is the
-    loss too: asyncpg's InternalClientError ("cannot switch to state 11") when its
-    protocol met the server's farewell where it expected nothing, or a COPY's write to
-    the transport ``_end_writes`` let go of.
+    asyncpg's own cancel request (as on a timeout): a new connection carrying the
+    connection's key, which PgBouncer forwards to the server connection this client
+    holds. Closing alone ends the query only at its next write - or, directly, within
+    ``client_connection_check_interval``, which behind a pooler is not set. Waits at
+    most a second for the request to be sent.
     """
-    lost = raw.is_closed()
-    if lost:
-        lost_at[engine.sync_engine] = time.monotonic()
-    if lost or (pooled and not isinstance(exc, PostgresError)):
-        await invalidate()
-    driver_error = isinstance(exc, PostgresError | InterfaceError | TimeoutError)
-    if not driver_error and not (lost and _is_plain_error(exc)):
-        return None
-    cancelled = cancellation_behind(exc)
-    if lost and cancelled is not None:
-        # A cancelled COPY closes its connection; the clean-up after it (a rollback)
-        # then fails on the closed connection. The cancellation is what happened.
-        return cancelled
-    owner = owners.get(engine.sync_engine)
-    where = config.server_address(engine.url)
-    database = owner() if owner is not None else None
-    fault = pool_fault(exc, disconnect=lost, where=where, database=database, outcome=outcome)
-    return fault or standby.error_of(exc, engine.sync_engine)
-
-
-def _is_plain_error(exc: BaseException) -> bool:
-    """An Exception that is not the toolkit's own (InternalClientError, AttributeError...)."""
-    return isinstance(exc, Exception) and not isinstance(exc, errors.ToolkitError)
+    waiter = asyncio.get_running_loop().create_future()
+    raw._cancel_current_command(waiter)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(waiter), 1)
 
 
 def statement_attempts(session: AsyncSession | None, *, reads: bool) -> Iterator[StatementAttempt]:

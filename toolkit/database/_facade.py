@@ -11,32 +11,14 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from toolkit import config, errors
-from toolkit.database import _facts as server_facts
-from toolkit.database import _standby as standby
-from toolkit.database._connecting import (
-    ServerState,
-    resolve_url,
-    set_per_connection,
-    translate_connect_errors,
-)
-from toolkit.database._facts import ServerFacts
-from toolkit.database._pool import (
-    ExplainedPool,
-    end_writes_when_lost,
-    ping_on_checkout,
-    translate_faults,
-)
-from toolkit.database._state import databases, dispose_all, owners, states
+from toolkit.database._connecting import resolve_url
+from toolkit.database._engine import build_engine
+from toolkit.database._facts import POOLERS, ServerFacts, learn
+from toolkit.database._state import LearnedFacts, databases, dispose_all, state_of
 from toolkit.runtime import before_script_loop_closes, script_loop
 
 __all__ = ["Database", "LoopBoundSessionmaker"]
@@ -74,7 +56,7 @@ class Database:
         command_timeout: float | None = None,
         pooler: str | None = None,
     ) -> None:
-        if pooler is not None and pooler not in server_facts.POOLERS:
+        if pooler is not None and pooler not in POOLERS:
             raise ValueError(
                 f"pooler must be None (detect), 'transaction' or 'none', not {pooler!r}"
             )
@@ -92,7 +74,7 @@ class Database:
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.pooler = pooler
-        self._facts: ServerFacts | None = None
+        self._learned = LearnedFacts()
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
             weakref.WeakKeyDictionary()
         )
@@ -123,25 +105,29 @@ class Database:
                 shown = f"<from {settings.url_source}: {config.mask_url(settings.database_url)}>"
             else:
                 shown = "<embedded server, started on first use>"
-        facts = f", server={self._facts.describe()!r}" if self._facts is not None else ""
+        known = self._learned.facts
+        facts = f", server={known.describe()!r}" if known is not None else ""
         pooler = f", pooler={self.pooler!r}" if self.pooler is not None else ""
         return f"Database({shown}, read_only={self.read_only}{pooler}{facts})"
 
     @property
     def server_facts(self) -> ServerFacts | None:
         """What the first connection learned about the server; None before it (no I/O)."""
-        return self._facts
+        return self._learned.facts
 
     async def server(self) -> ServerFacts:
         """The server's facts (``server_facts``), connecting first when none was made."""
-        state = states[self.engine.sync_engine]
-        if state.facts is None:
+        state = state_of(self.engine.sync_engine)
+        facts = state.facts
+        if facts is None:
             with errors.translated():
                 async with self.engine.connect() as conn:
                     raw = (await conn.get_raw_connection()).driver_connection
-                    if state.facts is None:  # the first connect could not learn them
-                        state.facts = self._facts = await server_facts.learn(raw)
-        return state.facts
+                    facts = state.facts
+                    if facts is None:  # the first connect could not learn them
+                        facts = await learn(raw)
+                        state.remember(facts)
+        return facts
 
     # Engines --------------------------------------------------------------------
 
@@ -196,39 +182,8 @@ class Database:
         self._finalizers[loop] = sentinel  # the loop holds it weakly; keep it alive
 
     def _create_engine(self) -> AsyncEngine:
-        url = self.url
-        server_settings = {"application_name": "toolkit"}
-        if self.read_only:
-            server_settings["default_transaction_read_only"] = "on"
-        if self.statement_timeout is not None:
-            server_settings["statement_timeout"] = str(int(self.statement_timeout * 1000))
-        connect_args: dict[str, Any] = {
-            "server_settings": server_settings,
-            "timeout": self.connect_timeout,
-        }
-        if self.command_timeout is not None:
-            connect_args["command_timeout"] = self.command_timeout
-        engine = create_async_engine(
-            url,
-            echo=self.echo,
-            poolclass=ExplainedPool,
-            pool_size=self.pool_size,
-            max_overflow=self.max_overflow,
-            pool_timeout=self.pool_timeout,
-            connect_args=connect_args,
-        )
-        owners[engine.sync_engine] = weakref.ref(self)
-        where = config.server_address(url)
-        state = states[engine.sync_engine] = ServerState(self)
-        translate_connect_errors(engine, where, self._url_source, state)
-        set_per_connection(engine, state)
-        event.listen(engine.sync_engine, "connect", end_writes_when_lost)
-        ping_on_checkout(engine)
-        translate_faults(engine, where, self)
-        standby.follow_facts(
-            engine.sync_engine, lambda: None if state.facts is None else state.facts.standby
-        )
-        return engine
+        url = self.url  # resolves the URL's source, too
+        return build_engine(self, url, self._url_source, self._learned)
 
     def _forget_closed_loops(self) -> None:
         """Drop engines whose loop is closed: their connections cannot be used or awaited."""

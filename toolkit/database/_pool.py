@@ -1,56 +1,25 @@
 """The pool's policy: a checked-out connection is known alive (a quiet socket, or a ping),
-an idle one does not read its socket (so the server's goodbye waits for the checkout),
-a lost client ends its writes, and driver faults become the toolkit's errors."""
+an idle one does not read its socket (so the server's goodbye waits for the checkout), a
+lost client ends its writes, and a pool with no connection free says how to size it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import select
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asyncpg import PostgresError
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from sqlalchemy.util import await_
 
 from toolkit import errors
-from toolkit.database import _standby as standby
-from toolkit.database._state import lost_at
+from toolkit.database._state import EngineState
 
-if TYPE_CHECKING:  # annotations only: the modules above import this one
-    from toolkit.database._facade import Database
-
-__all__ = [
-    "ExplainedPool",
-    "cancel_on_server",
-    "end_writes_when_lost",
-    "ping_on_checkout",
-    "pool_fault",
-    "translate_faults",
-    "watch_for_lost_clients",
-]
-
-
-async def cancel_on_server(raw: Any) -> None:
-    """Ask the server to cancel what ``raw`` runs, before the caller closes ``raw``.
-
-    asyncpg's own cancel request (as on a timeout): a new connection carrying the
-    connection's key, which PgBouncer forwards to the server connection this client
-    holds. Closing alone ends the query only at its next write - or, directly, within
-    ``client_connection_check_interval``, which behind a pooler is not set. Waits at
-    most a second for the request to be sent.
-    """
-    waiter = asyncio.get_running_loop().create_future()
-    raw._cancel_current_command(waiter)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(waiter), 1)
+__all__ = ["ExplainedPool", "end_writes_when_lost", "ping_on_checkout", "watch_for_lost_clients"]
 
 
 def watch_for_lost_clients(dbapi_connection: Any, record: Any) -> None:
@@ -75,7 +44,7 @@ def end_writes_when_lost(dbapi_connection: Any, record: Any) -> None:
     A COPY that filled the socket waits for asyncpg's "writing allowed" signal, which
     a lost connection never gives (with no ``command_timeout`` it would wait forever).
     On the loss this drops the protocol's transport, so the waiting write fails at
-    once (``_fault_named`` then names the lost connection), and gives the signal.
+    once (``raw_fault`` then names the lost connection), and gives the signal.
     """
     raw = dbapi_connection.driver_connection
     raw.add_termination_listener(_end_writes)
@@ -88,7 +57,7 @@ def _end_writes(raw: Any) -> None:
         protocol.resume_writing()
 
 
-def ping_on_checkout(engine: AsyncEngine) -> None:
+def ping_on_checkout(engine: AsyncEngine, state: EngineState) -> None:
     """``pool_pre_ping``, in one round trip, and none for a connection just returned.
 
     A pooled connection the server closed (a restart, an idle-session timeout, a killed
@@ -130,7 +99,7 @@ def ping_on_checkout(engine: AsyncEngine) -> None:
         recent = returned is not None and time.monotonic() - returned < _RECENT
         quiet = recent and _quiet(raw)  # asked before the loop may read again
         _release_input(raw)
-        if quiet and returned > lost_at.get(engine.sync_engine, 0.0):
+        if quiet and returned > state.lost_at:
             return
         if raw.is_closed():
             raise sa_exc.InvalidatePoolError()
@@ -187,45 +156,6 @@ _RECENT = 1.0
 
 
 _FRESH = "toolkit.fresh"
-
-
-def translate_faults(engine: AsyncEngine, where: str, database: Database) -> None:
-    """Raise a lost connection or a fired time limit as the toolkit error that names it.
-
-    SQLAlchemy has already invalidated the connection when this runs (a dead or timed-out
-    connection never goes back into the pool); pre-ping failures are left to the pool,
-    which reconnects silently.
-    """
-
-    @event.listens_for(engine.sync_engine, "handle_error")
-    def _on_error(context: ExceptionContext) -> None:
-        exc = context.original_exception
-        if context.is_pre_ping or not isinstance(exc, Exception):
-            return  # pre-ping reconnects; CancelledError/KeyboardInterrupt stay as they are
-        disconnect = context.is_disconnect and not isinstance(exc, TimeoutError)
-        fault = pool_fault(exc, disconnect=disconnect, where=where, database=database)
-        fault = fault or standby.error_of(exc, engine.sync_engine)
-        if fault is not None:
-            raise fault from None
-
-
-def pool_fault(
-    exc: BaseException,
-    *,
-    disconnect: bool,
-    where: str,
-    database: Database | None,
-    outcome: str = "transaction",
-) -> errors.ToolkitError | None:
-    """``errors.fault_of`` with the limits ``database`` was configured with."""
-    return errors.fault_of(
-        exc,
-        disconnect=disconnect,
-        where=where,
-        statement_timeout=database.statement_timeout if database else None,
-        command_timeout=database.command_timeout if database else None,
-        outcome=outcome,
-    )
 
 
 class ExplainedPool(AsyncAdaptedQueuePool):

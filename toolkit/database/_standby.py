@@ -18,21 +18,15 @@ nothing extra. Where the facts are unknown, each write asks.
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolkit import errors
+from toolkit.database._state import state_of
 
-__all__ = ["error_of", "follow_facts", "refuse_writes", "refuse_writes_on"]
-
-_told: weakref.WeakKeyDictionary[Engine, Callable[[], bool | None]] = weakref.WeakKeyDictionary()
-"""Per engine, what the server facts its first connection learned say (None: unknown)."""
-_asked: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
-"""Per engine, what the server answered when asked again since (a promotion shows here)."""
+__all__ = ["error_of", "refuse_writes", "refuse_writes_on"]
 
 _PRIMARY_ADVICE = (
     "point TOOLKIT_DATABASE_URL (or tk.connect(...)) at the primary to write, "
@@ -40,18 +34,13 @@ _PRIMARY_ADVICE = (
 )
 
 
-def follow_facts(engine: Engine, standby: Callable[[], bool | None]) -> None:
-    """Take ``engine``'s role from its server facts (``toolkit.server_facts``, learned on
-    its first connection): ``standby()`` says whether the server is a standby, or None
-    when the facts are not known."""
-    _told[engine] = standby
-
-
 def _standby(engine: Engine) -> bool | None:
-    if engine in _asked:
-        return _asked[engine]
-    told = _told.get(engine)
-    return told() if told is not None else None
+    """Whether ``engine``'s server is a standby: what it answered when asked again since
+    (a promotion shows here), else what its server facts say; None when unknown."""
+    state = state_of(engine)
+    if state.asked_standby is not None:
+        return state.asked_standby
+    return None if state.facts is None else state.facts.standby
 
 
 _ASK = "SELECT pg_is_in_recovery()"
@@ -63,7 +52,7 @@ async def refuse_writes(raw: Any, engine: Engine, what: str = "this write") -> N
     if _standby(engine) is False:
         return
     standby = bool(await raw.fetchval(_ASK))  # unknown, or a standby since promoted?
-    _asked[engine] = standby
+    state_of(engine).asked_standby = standby
     if standby:
         error = errors.ReadOnlyViolation(
             f"{what} was refused before anything was sent: the server is a read-only hot "

@@ -18,8 +18,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from toolkit import errors
-from toolkit.database._driver import connection_or_pooled
 from toolkit.database._facade import Database
+from toolkit.database._scopes import connection_or_pooled
 
 __all__ = [
     "USER_SCHEMA",

@@ -22,13 +22,13 @@ batch are refused before anything is sent.
 
 The modules: ``_insert``, ``_update``, ``_upsert``, ``_delete`` (one helper each),
 ``_target`` (what is written to), ``_records`` (rows into records and arrays, defaults,
-duplicates), ``_batches`` (chunks, progress, reserved ids).
+duplicates), ``_batches`` (chunks, progress, reserved ids; ``CHUNK``, the rows per
+statement, is read there and patched there).
 """
 
-from toolkit.bulk._batches import CHUNK
 from toolkit.bulk._delete import bulk_delete
 from toolkit.bulk._insert import bulk_insert
 from toolkit.bulk._update import bulk_update
 from toolkit.bulk._upsert import upsert
 
-__all__ = ["CHUNK", "bulk_delete", "bulk_insert", "bulk_update", "upsert"]
+__all__ = ["bulk_delete", "bulk_insert", "bulk_update", "upsert"]

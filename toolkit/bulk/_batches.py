@@ -70,9 +70,11 @@ async def reserve_ids(
     )
 
 
-def chunks(records: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
+def chunks(records: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, Sequence[tuple[Any, ...]]]]:
+    """``CHUNK`` records at a time, each with the index of its first record (so an error
+    names its row without the caller reading ``CHUNK``)."""
     for start in range(0, len(records), CHUNK):
-        yield records[start : start + CHUNK]
+        yield start, records[start : start + CHUNK]
 
 
 def progress_for(total: int, enabled: bool | None, what: str) -> Any:

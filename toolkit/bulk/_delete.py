@@ -53,6 +53,6 @@ async def bulk_delete(
             matched = " AND ".join(f"t.{quote_column(k)} = v.{quote_column(k)}" for k in keys)
             sql = f"DELETE FROM {target} AS t USING {unnest_sql(table, keys)} WHERE {matched}"
             total = 0
-            for chunk in chunks(records):
+            for _, chunk in chunks(records):
                 total += command_count(await raw.execute(sql, *arrays_of(chunk, len(keys))))
             return total

@@ -13,7 +13,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
-from toolkit.bulk._batches import CHUNK, chunks, progress_for, reserve_ids
+from toolkit.bulk._batches import chunks, progress_for, reserve_ids
 from toolkit.bulk._records import as_text_if_infinite, object_frame, records_of, with_frame_defaults
 from toolkit.bulk._target import Rows, Target, key_column, split_name, target_table
 from toolkit.database import Database, driver_connection
@@ -103,13 +103,13 @@ async def _copy_records(
         names = [*names, key_column(table).name]
         rows = [(*r, i) for r, i in zip(rows, ids, strict=True)]
     bar = progress_for(len(rows), progress, "bulk_insert")
-    for number, chunk in enumerate(chunks(rows)):
+    for first, chunk in chunks(rows):
         try:
             await raw.copy_records_to_table(name, records=chunk, columns=names, schema_name=schema)
         except _ENCODER_ERRORS as exc:  # a value asyncpg cannot encode for its column
             raise _TextInstead from exc
         except PostgresError as exc:  # refused by the server: name its column and row
-            raise located(exc, None, targets, number * CHUNK) from None
+            raise located(exc, None, targets, first) from None
         bar.update(len(chunk))
     bar.close()
     return ids if ids is not None else len(rows)

@@ -26,18 +26,11 @@ __all__ = [
     "arrays_of",
     "as_text_if_infinite",
     "column_arrays",
-    "default_values",
-    "json_encoded",
-    "json_positions",
     "object_frame",
-    "python_defaults",
     "quote_column",
     "records_of",
     "refuse_duplicates",
-    "same_columns",
-    "unmodified",
     "unnest_sql",
-    "with_defaults",
     "with_frame_defaults",
 ]
 
@@ -49,8 +42,8 @@ def with_frame_defaults(table: Table | None, frame: pd.DataFrame) -> pd.DataFram
     copy.columns = [str(c) for c in frame.columns]
     if table is not None:
         known_columns(table, list(copy.columns))
-        for column in python_defaults(table, list(copy.columns)):
-            values = default_values(column, len(copy))
+        for column in _python_defaults(table, list(copy.columns)):
+            values = _default_values(column, len(copy))
             copy[column.name] = pd.Series(values, index=copy.index, dtype=object)
     return copy
 
@@ -86,7 +79,7 @@ def object_frame(rows: Any, columns: Sequence[str] | None) -> pd.DataFrame:
     """Mappings or tuples as a DataFrame of object columns: each value stays the Python
     object it is, for the text path's encoders (``frames.values_in``)."""
     if isinstance(rows[0], Mapping):
-        names = same_columns(rows)
+        names = _same_columns(rows)
         data = {n: [row[n] for row in rows] for n in names}
     else:
         if columns is None:
@@ -134,7 +127,7 @@ def records_of(
         return list(columns or []), []
     elif isinstance(rows[0], Mapping):
         mapped: Sequence[Mapping[str, Any]] = rows  # type: ignore[assignment]
-        names = same_columns(mapped)
+        names = _same_columns(mapped)
         getter = operator.itemgetter(*names)
         records = (
             [getter(row) for row in mapped]
@@ -147,18 +140,18 @@ def records_of(
         names = list(columns)
         records = [tuple(r) for r in rows]
     if table is not None:
-        records = json_encoded(table, names, records)
+        records = _json_encoded(table, names, records)
         known_columns(table, names)
         if defaults:
-            names, records = with_defaults(table, names, records)
+            names, records = _with_defaults(table, names, records)
     return names, records
 
 
-def json_encoded(
+def _json_encoded(
     table: Table, names: list[str], records: list[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
     """Serialise values of JSON columns (asyncpg sends json/jsonb as text)."""
-    positions = json_positions(table, names)
+    positions = _json_positions(table, names)
     if not positions:
         return records
     encoded = []
@@ -170,7 +163,7 @@ def json_encoded(
     return encoded
 
 
-def json_positions(table: Table, names: Sequence[str]) -> list[int]:
+def _json_positions(table: Table, names: Sequence[str]) -> list[int]:
     return [
         i
         for i, n in enumerate(names)
@@ -184,7 +177,7 @@ def _json_text(value: Any) -> Any:
     return None if value is None else json.dumps(value)
 
 
-def python_defaults(table: Table, names: Sequence[str]) -> list[Column[Any]]:
+def _python_defaults(table: Table, names: Sequence[str]) -> list[Column[Any]]:
     """Columns left out of ``names`` that have a Python-side default (``default=``);
     server defaults need nothing - PostgreSQL applies them to omitted columns."""
     return [
@@ -197,19 +190,19 @@ def python_defaults(table: Table, names: Sequence[str]) -> list[Column[Any]]:
     ]
 
 
-def with_defaults(
+def _with_defaults(
     table: Table, names: list[str], records: list[tuple[Any, ...]]
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Add the omitted columns that have a Python-side default, with their values."""
-    extra = python_defaults(table, names)
+    extra = _python_defaults(table, names)
     if not extra or not records:
         return [*names, *(c.name for c in extra)], records
-    added = zip(*(default_values(c, len(records)) for c in extra), strict=True)
+    added = zip(*(_default_values(c, len(records)) for c in extra), strict=True)
     filled = [(*r, *more) for r, more in zip(records, added, strict=True)]
     return [*names, *(c.name for c in extra)], filled
 
 
-def default_values(column: Column[Any], count: int) -> list[Any]:
+def _default_values(column: Column[Any], count: int) -> list[Any]:
     """``count`` values of a column's Python-side default (a callable is called per row)."""
     default: Any = column.default
     if default.is_callable:
@@ -232,7 +225,7 @@ def refuse_duplicates(arrays: list[list[Any]], positions: list[int], what: str) 
     )
 
 
-def same_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def _same_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The column names of mapping rows, which must all have the same keys."""
     names = list(rows[0])
     first = rows[0].keys()
@@ -253,16 +246,16 @@ def column_arrays(table: Table, rows: Rows, *, defaults: bool) -> tuple[list[str
     elif not rows:
         raise errors.ToolkitError("no rows given")
     else:
-        names = same_columns(rows)
+        names = _same_columns(rows)
         arrays = [[row[n] for row in rows] for n in names]
     known_columns(table, names)
-    for i in json_positions(table, names):
+    for i in _json_positions(table, names):
         arrays[i] = [_json_text(v) for v in arrays[i]]
     if defaults:
         count = len(arrays[0]) if arrays else 0
-        for column in python_defaults(table, names):
+        for column in _python_defaults(table, names):
             names.append(column.name)
-            arrays.append(default_values(column, count))
+            arrays.append(_default_values(column, count))
     return names, arrays
 
 
@@ -274,11 +267,11 @@ def unnest_sql(table: Table | None, names: Sequence[str]) -> str:
     """``unnest($1::type[], ...) AS v(a, b)``: one array parameter per column."""
     if table is None:
         raise errors.ToolkitError("this operation needs a mapped class or a Table")
-    arrays = ", ".join(f"${i}::{unmodified(table, n)}[]" for i, n in enumerate(names, 1))
+    arrays = ", ".join(f"${i}::{_unmodified(table, n)}[]" for i, n in enumerate(names, 1))
     return f"unnest({arrays}) AS v({', '.join(quote_column(n) for n in names)})"
 
 
-def unmodified(table: Table, name: str) -> str:
+def _unmodified(table: Table, name: str) -> str:
     """The column's type without its length: an explicit cast to ``varchar(5)[]`` would
     truncate a longer value silently, where the INSERT's own assignment refuses it."""
     kind = table.columns[name].type

@@ -57,8 +57,8 @@ async def session_driver_connection(
 
 class PooledDriverConnection:
     """A connection straight from the pool: no ``Connection`` object around it (whose
-    transaction bookkeeping the raw path does not use: a third of the checkout's cost),
-    and a plain class rather than two generator-based context managers."""
+    transaction bookkeeping the raw path does not use, but every checkout would pay
+    for), and a plain class rather than two generator-based context managers."""
 
     __slots__ = ("_engine", "_outcome", "_pooled", "_refuse_on_standby", "_transaction")
 
@@ -120,7 +120,7 @@ async def _give_back(engine: AsyncEngine, pooled: Any) -> None:
     That is no I/O (nothing was begun through SQLAlchemy's adapter, so its reset is a
     no-op) unless the pool holds overflow connections and may close this one instead:
     only then is the close shielded from cancellation, as SQLAlchemy's own ``__aexit__``
-    does - a shield costs a task and a turn of the loop, 1-2% of a small query.
+    does - a shield costs a task and a turn of the loop on every small query.
     """
     pool = engine.sync_engine.pool
     if not isinstance(pool, QueuePool) or pool.overflow() > 0:

@@ -1,4 +1,5 @@
-"""``Database``: an AsyncEngine and async_sessionmaker per event loop, created on first use."""
+"""``Database``: a thin facade - an AsyncEngine (assembled by ``_engine``) and a session
+factory per event loop, created on first use."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class Database:
     ``pool_mode = transaction``, most managed services' pooled endpoints) stands between:
     nothing then stays prepared or set on a server connection from one transaction to
     the next. Without it the first connection detects one where it can (see
-    ``toolkit.server_facts``); ``pooler="none"`` skips that. ``server_facts`` and
+    ``ServerFacts``); ``pooler="none"`` skips that. ``server_facts`` and
     ``await db.server()`` say what the first connection learned about the server.
     """
 

@@ -63,8 +63,8 @@ def ping_on_checkout(engine: AsyncEngine, state: EngineState) -> None:
     A pooled connection the server closed (a restart, an idle-session timeout, a killed
     backend) is replaced before the caller sees it. SQLAlchemy's asyncpg ping wraps
     ``;`` in BEGIN and ROLLBACK (for pgbouncer's transaction mode): three round trips
-    per checkout, a fifth of a 100-row ``tk.df``. Here a simple-protocol ``SELECT 1``
-    is one message and one reply, which pgbouncer serves in any mode.
+    per checkout. Here a simple-protocol ``SELECT 1`` is one message and one reply,
+    which pgbouncer serves in any mode.
 
     A connection returned to the pool less than ``_RECENT`` seconds ago is not pinged
     when its socket shows nothing arrived since: a server that closes a connection

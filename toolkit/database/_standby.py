@@ -10,10 +10,11 @@ serialization failure instead - so the mapping goes by the code *and* the server
 never by the message text.
 
 The role comes from the server facts its first connection learned (once per engine,
-``toolkit.server_facts``). A standby can be promoted while the engine lives, so a write
-refused on that knowledge asks the server again first (one round trip, on the refusal
-path only): a promoted standby takes writes at once, and a write to a primary costs
-nothing extra. Where the facts are unknown, each write asks.
+``_facts``), kept with what the server said when asked since in the engine's record
+(``_state``). A standby can be promoted while the engine lives, so a write refused on
+that knowledge asks the server again first (one round trip, on the refusal path only):
+a promoted standby takes writes at once, and a write to a primary costs nothing extra.
+Where the facts are unknown, each write asks.
 """
 
 from __future__ import annotations

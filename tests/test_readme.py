@@ -36,9 +36,10 @@ def test_the_readme_has_a_python_example() -> None:
 
 
 async def test_every_python_example_runs_against_a_fresh_database_and_again(
-    make_database: MakeDatabase,
+    make_database: MakeDatabase, tmp_path: Path
 ) -> None:
-    """Twice over: a reader runs an example again and again (no duplicate-key failure)."""
+    """Twice over: a reader runs an example again and again (no duplicate-key failure).
+    In a scratch directory: an example may write a file (``tk.to_parquet``)."""
     url: URL = await make_database(migrated=False)  # the example migrates it itself
     env = {**os.environ, "TOOLKIT_DATABASE_URL": url.render_as_string(hide_password=False)}
     for block in _python_blocks() * 2:
@@ -47,6 +48,7 @@ async def test_every_python_example_runs_against_a_fresh_database_and_again(
             [sys.executable, "-W", "error", "-c", RUNNER],
             input=block,
             env=env,
+            cwd=tmp_path,
             capture_output=True,
             text=True,
             timeout=120,

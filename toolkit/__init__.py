@@ -52,7 +52,7 @@ from toolkit.explore import (
     sample,
     tables,
 )
-from toolkit.frames import df, stream_df, to_dataframe, to_table
+from toolkit.frames import df, stream_df, to_dataframe, to_parquet, to_table
 from toolkit.migrate import downgrade, migrate
 from toolkit.pagination import KeysetPage, Page, PaginationError, keyset, keyset_page, paginate
 from toolkit.runtime import run
@@ -127,6 +127,7 @@ __all__ = [
     "stream_df",
     "tables",
     "to_dataframe",
+    "to_parquet",
     "to_table",
     "unload_ipython_extension",
     "upsert",

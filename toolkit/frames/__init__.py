@@ -29,6 +29,7 @@ The modules, one job each:
   target column, and ``copy_frame``, the one DataFrame writer (``to_table`` and
   ``bulk_insert(DataFrame)``);
 * ``_write`` - ``to_table``; ``_convert`` - ``to_dataframe``, ``exact_frame``;
+* ``_parquet`` - ``to_parquet``, a result larger than memory streamed into a file;
 * ``_html`` - the one HTML table of pages and model lists.
 """
 
@@ -36,6 +37,7 @@ from toolkit.frames._convert import exact_frame, to_dataframe
 from toolkit.frames._copy_in import copy_arrow, copy_frame, located, target_types
 from toolkit.frames._estimate import COPY_THRESHOLD
 from toolkit.frames._html import HTML_ROWS, html_table
+from toolkit.frames._parquet import to_parquet
 from toolkit.frames._read import df, stream_df
 from toolkit.frames._types import DtypeBackend
 from toolkit.frames._values_in import Target, arrow_for_copy
@@ -56,5 +58,6 @@ __all__ = [
     "stream_df",
     "target_types",
     "to_dataframe",
+    "to_parquet",
     "to_table",
 ]

@@ -1,111 +1,49 @@
-"""What the write and page benchmarks (insert.py, update.py, pages.py) share: their tables,
-the measured worker (a warm-up, timed runs, peak RSS), and the parent that runs each
-approach in a fresh process and cleans up.
+"""What the table benchmarks (insert.py, update.py, pages.py) share beyond ``_harness``:
+their tables and mapped classes, the set-up that builds ``bench_pages`` and the clean-up
+that drops them all, the measured worker of insert.py and update.py (a table made afresh,
+reset before every run), their machine lines, the table-content check and their ``main``.
 
-Every measurement runs in a fresh worker process (``--worker``) so that its peak RSS is
-its own, on a freshly created and, before every run, truncated (or refilled) table. The
-parent stays small on purpose: it imports only the standard library and leaves the
-database set-up and clean-up to subprocesses too.
+Imports only the standard library and ``_harness`` at module level (the parent stays small).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
-import json
-import os
-import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from _harness import (
-    URL_ENV,
+    COLORS,
+    TABLE_COLUMNS,
+    Close,
+    Run,
+    Worker,
+    add_common_arguments,
+    add_repeat_arguments,
+    bench_model,
     build_table,
-    default_url,
     libpq_dsn,
     machine_lines,
-    maxrss_kib,
+    mb,
+    median_time,
     postgres_line,
-    resolve_url,
-    rss_kib,
-    run_child,
-    server_info,
+    run_internal,
+    run_parent,
+    setup_database,
     table_filled,
-    url_arg,
-    worker_url,
+    time_cells,
+    timed_runs,
 )
-
-__all__ = [
-    "ADBC",
-    "COLORS",
-    "COLUMNS",
-    "FIVE_YEARS_US",
-    "INSERT_TABLE",
-    "PAGES_BUILD",
-    "PAGE_SIZE",
-    "PAGE_TABLE",
-    "PAGE_TABLE_ROWS",
-    "SLOW_SECONDS",
-    "TABLES",
-    "TABLE_COLUMNS",
-    "UPDATE_TABLE",
-    "Close",
-    "Run",
-    "bench_models",
-    "check_cell",
-    "checkpoint_now",
-    "cleanup",
-    "fmt_ms",
-    "fmt_s",
-    "installed_approaches",
-    "machine_info",
-    "measure",
-    "pages_table_ok",
-    "peak_rss_kib",
-    "reset_peak",
-    "setup",
-]
-
 
 INSERT_TABLE = "bench_ins"
-
-
 UPDATE_TABLE = "bench_upd"
-
-
 PAGE_TABLE = "bench_pages"
-
-
 TABLES = (INSERT_TABLE, UPDATE_TABLE, PAGE_TABLE)
-
-
 PAGE_TABLE_ROWS = 1_000_000
-
-
 PAGE_SIZE = 100
-
-
 SLOW_SECONDS = 8.0  # a warm-up slower than this gets --slow-repeats timed runs
-
-
-COLUMNS = ("n", "color", "amount", "created_at", "note", "flag")  # id comes from bigserial
-
-
-COLORS = ("red", "orange", "yellow", "green", "blue", "indigo", "violet")
-
-
-TABLE_COLUMNS = (
-    "n integer, color text, amount numeric(12,2), created_at timestamptz, note text, flag boolean"
-)
-
-
 FIVE_YEARS_US = 5 * 365 * 86_400 * 1_000_000
-
-
-ADBC = ("adbc_driver_postgresql", "adbc_driver_manager")
-
 
 PAGES_BUILD = f"""
 CREATE TABLE {PAGE_TABLE} (id bigint NOT NULL, {TABLE_COLUMNS});
@@ -122,35 +60,24 @@ ALTER TABLE {PAGE_TABLE} ADD PRIMARY KEY (id);
 """
 
 
-def setup(url: str | None, sections: Sequence[str]) -> dict[str, Any]:
-    """Resolve the URL (starting the embedded server if needed), build bench_pages."""
-    import asyncio
+# Set-up and clean-up (subprocesses of the parent) ------------------------------------
 
-    import asyncpg
 
-    url_text, shown_url = resolve_url(url)
+def setup(url: str | None, section: str) -> dict[str, Any]:
+    """Resolve the URL (starting the embedded server if needed); for the ``pages``
+    section, build bench_pages when it is missing."""
 
-    async def main() -> dict[str, Any]:
-        conn = await asyncpg.connect(libpq_dsn(url_text))
-        try:
-            built: float | None = None
-            if "pages" in sections and not await pages_table_ok(conn):
-                built = await build_table(conn, PAGE_TABLE, PAGES_BUILD, pages_table_ok)
-            settings = {
-                name: await conn.fetchval("SELECT current_setting($1)", name)
-                for name in ("shared_buffers", "max_wal_size", "synchronous_commit", "fsync")
-            }
-            return {
-                "url": url_text,
-                "shown_url": shown_url,
-                **await server_info(conn),
-                "settings": settings,
-                "built_seconds": built,
-            }
-        finally:
-            await conn.close()
+    async def prepare(conn: Any) -> dict[str, Any]:
+        built: float | None = None
+        if section == "pages" and not await pages_table_ok(conn):
+            built = await build_table(conn, PAGE_TABLE, PAGES_BUILD, pages_table_ok)
+        settings = {
+            name: await conn.fetchval("SELECT current_setting($1)", name)
+            for name in ("shared_buffers", "max_wal_size", "synchronous_commit", "fsync")
+        }
+        return {"settings": settings, "built_seconds": built}
 
-    return asyncio.run(main())
+    return setup_database(url, prepare)
 
 
 async def pages_table_ok(conn: Any) -> bool:
@@ -165,7 +92,7 @@ def cleanup(url: str) -> dict[str, Any]:
 
     import asyncpg
 
-    async def main() -> dict[str, Any]:
+    async def drop() -> dict[str, Any]:
         conn = await asyncpg.connect(libpq_dsn(url))
         try:
             await conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
@@ -173,95 +100,18 @@ def cleanup(url: str) -> dict[str, Any]:
         finally:
             await conn.close()
 
-    return asyncio.run(main())
+    return asyncio.run(drop())
+
+
+# Workers -------------------------------------------------------------------------------
 
 
 def bench_models() -> dict[str, Any]:
     """Mapped classes of the three tables (declared, not reflected)."""
-    from sqlalchemy import BigInteger, Boolean, DateTime, Integer, Numeric, Text
-    from sqlalchemy.orm import DeclarativeBase, mapped_column
-
-    class Base(DeclarativeBase):
-        pass
-
-    class Columns:  # no annotations: this module has postponed (string) annotations
-        n = mapped_column(Integer)
-        color = mapped_column(Text)
-        amount = mapped_column(Numeric(12, 2))
-        created_at = mapped_column(DateTime(timezone=True))
-        note = mapped_column(Text)
-        flag = mapped_column(Boolean)
-
-    class BenchIns(Columns, Base):
-        __tablename__ = INSERT_TABLE
-        id = mapped_column(BigInteger, primary_key=True)  # bigserial
-
-    class BenchUpd(Columns, Base):
-        __tablename__ = UPDATE_TABLE
-        id = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-
-    class BenchPage(Columns, Base):
-        __tablename__ = PAGE_TABLE
-        id = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-
-    return {"insert": BenchIns, "update": BenchUpd, "pages": BenchPage}
-
-
-Run = Callable[[], Awaitable[int]]
-
-
-Close = Callable[[], Awaitable[None]]
-
-
-def reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) so the data set-up's peak does not count."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_kib(reset: bool) -> int:
-    if reset:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    return maxrss_kib()
-
-
-async def measure(
-    run: Run, prepare: Callable[[], Awaitable[None]], repeats: int, slow_repeats: int
-) -> dict[str, Any]:
-    """A warm-up run, then timed runs; ``prepare`` (untimed) resets the table before each."""
-    import gc
-
-    await prepare()
-    gc.collect()
-    baseline = rss_kib()
-    reset = reset_peak()
-    started = time.perf_counter()
-    count = await run()
-    warmup = time.perf_counter() - started
-    runs = min(repeats, slow_repeats) if warmup > SLOW_SECONDS else repeats
-    times = []
-    for _ in range(runs):
-        await prepare()
-        gc.collect()
-        started = time.perf_counter()
-        count = await run()
-        times.append(time.perf_counter() - started)
-    peak = peak_rss_kib(reset)
     return {
-        "warmup": warmup,
-        "times": times,
-        "count": count,
-        "baseline_kib": baseline,
-        "peak_kib": peak,
-        "delta_kib": max(0, peak - baseline),
-        "peak_from": "VmHWM" if reset else "ru_maxrss",
+        "insert": bench_model(INSERT_TABLE, serial=True),
+        "update": bench_model(UPDATE_TABLE),
+        "pages": bench_model(PAGE_TABLE),
     }
 
 
@@ -272,16 +122,16 @@ def measured_on_table(
     reset: Callable[[Any], Awaitable[None]],
     approach: Callable[[], Awaitable[tuple[Run, Close]]],
     check: str,
-    repeats: int,
-    slow_repeats: int,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     """A worker's measurement: ``table`` made afresh (``key`` is its id column), ``reset``
-    (then a CHECKPOINT) before every run, untimed; then the table's content by ``check``."""
+    (then a CHECKPOINT) before every run, untimed; then the table's content by ``check``.
+    Peak RSS from the kernel's mark reset after the input was built (``timed_runs``)."""
     import asyncio
 
     import asyncpg
 
-    async def main() -> dict[str, Any]:
+    async def measure() -> dict[str, Any]:
         admin = await asyncpg.connect(libpq_dsn(url))
         try:
             await admin.execute(f"DROP TABLE IF EXISTS {table}")
@@ -291,17 +141,21 @@ def measured_on_table(
                 await reset(admin)
                 await checkpoint_now(admin)
 
-            run, close = await approach()
-            try:
-                result = await measure(run, prepare, repeats, slow_repeats)
-            finally:
-                await close()
+            result, count = await timed_runs(
+                approach,
+                repeats=args.repeats,
+                slow_repeats=args.slow_repeats,
+                slow_seconds=SLOW_SECONDS,
+                prepare=prepare,
+                clear_peak=True,
+            )
+            result["count"] = count
             result["check"] = dict(await admin.fetchrow(check))
             return result
         finally:
             await admin.close()
 
-    return asyncio.run(main())
+    return asyncio.run(measure())
 
 
 async def checkpoint_now(admin: Any) -> None:
@@ -312,15 +166,15 @@ async def checkpoint_now(admin: Any) -> None:
         await admin.execute("CHECKPOINT")
 
 
-def fmt_s(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds:.4f}"
-    return f"{seconds:.3f}"
+# The parent ----------------------------------------------------------------------------
 
-
-def fmt_ms(seconds: float) -> str:
-    ms = seconds * 1000
-    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
+MEASURED = (
+    "each measurement: a fresh process, a warm-up run ('1st run'), then {repeats} "
+    "timed runs ({slow_repeats} when the warm-up takes over {slow:.0f} s); "
+    "the table is truncated (inserts) or refilled and vacuumed (updates), then CHECKPOINTed, "
+    "before every run, untimed. RSS delta = peak RSS during the runs minus RSS before them "
+    "(the input data is built before)."
+)
 
 
 def machine_info(info: dict[str, Any]) -> list[str]:
@@ -335,20 +189,8 @@ def machine_info(info: dict[str, Any]) -> list[str]:
     ]
 
 
-def installed_approaches(
-    approaches: dict[str, tuple[str, tuple[str, ...], str, bool]],
-) -> list[str]:
-    found = []
-    for key, (label, modules, _, _) in approaches.items():
-        missing = [m for m in modules if importlib.util.find_spec(m) is None]
-        if missing:
-            print(f"note: skipping {label}: {', '.join(missing)} not installed")
-        else:
-            found.append(key)
-    return found
-
-
 def check_cell(check: dict[str, Any] | None, reference: dict[str, Any] | None) -> str:
+    """``ok`` when a table's content ``check`` matches the reference, else what differs."""
     if not check:
         return "?"
     if reference is None or check == reference:
@@ -357,95 +199,59 @@ def check_cell(check: dict[str, Any] | None, reference: dict[str, Any] | None) -
     return "DIFFERS: " + ", ".join(differing)
 
 
-# The parent ----------------------------------------------------------------------------
-
-Worker = Callable[[str, str, str, Sequence[str]], dict[str, Any]]
-"""(approach, size, label, extra arguments) -> the worker's JSON result."""
-
-MEASURED = (
-    "each measurement: a fresh process, a warm-up run ('1st run'), then {repeats} "
-    "timed runs ({slow_repeats} when the warm-up takes over {slow:.0f} s); "
-    "the table is truncated (inserts) or refilled and vacuumed (updates), then CHECKPOINTed, "
-    "before every run, untimed. RSS delta = peak RSS during the runs minus RSS before them "
-    "(the input data is built before)."
-)
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """--url, --keep, --timeout and the internal --setup/--cleanup/--worker."""
-    parser.add_argument("--url", help="database URL (default TOOLKIT_DATABASE_URL, else embedded)")
-    parser.add_argument("--keep", action="store_true", help="keep the bench_* tables at the end")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per worker")
-    parser.add_argument("--setup", metavar="SECTIONS", help=argparse.SUPPRESS)
-    parser.add_argument("--cleanup", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--worker",
-        nargs=3,
-        metavar=("APPROACH", "SIZE", "URL"),
-        help=f"internal: one measurement, printed as JSON (URL '-': from ${URL_ENV})",
-    )
+def result_row(
+    labels: Sequence[str], result: dict[str, Any], rows: int, ratio_cell: str, content: str
+) -> list[str]:
+    """A row of the insert and update tables: ``labels``, times, rows/s, ``ratio_cell``,
+    RSS delta, runs and the table's ``content``; ``failed`` when nothing was timed."""
+    median = median_time(result)
+    if median is None:
+        return [*labels, "failed", *[""] * 7]
+    return [
+        *labels,
+        *time_cells(result),
+        f"{rows / median:,.0f}",
+        ratio_cell,
+        mb(result["delta_kib"]),
+        str(len(result["times"])),
+        content,
+    ]
 
 
-def add_repeat_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs after a warm-up")
-    parser.add_argument(
-        "--slow-repeats",
-        type=int,
-        default=2,
-        help=f"timed runs when the warm-up took over {SLOW_SECONDS:.0f} s (default 2)",
-    )
-
-
-def run_internal(args: argparse.Namespace, worker: Callable[[str, str, str], Any]) -> bool:
-    """Answer --setup, --cleanup or --worker (printing JSON); False when none was asked."""
-    if args.setup is not None:
-        print(json.dumps(setup(os.environ.get(URL_ENV), args.setup.split(","))))
-    elif args.cleanup:
-        print(json.dumps(cleanup(os.environ[URL_ENV])))
-    elif args.worker:
-        name, size, url = args.worker
-        print(json.dumps(worker(name, size, worker_url(url)), default=str))
-    else:
-        return False
-    return True
-
-
-def run_parent(
+def main(
     script: str,
     section: str,
-    args: argparse.Namespace,
-    measure_all: Callable[[Worker], None],
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    worker: Callable[[argparse.Namespace, str, str, str], Any],
+    measure_all: Callable[[argparse.Namespace, Worker], None],
     *,
-    described: str | None = None,
+    on_table: bool = True,
 ) -> int:
-    """Set up (in a subprocess), run ``measure_all`` with a worker runner, clean up."""
-    started = time.perf_counter()
-    url = default_url(args.url)
-    print("setting up ...", file=sys.stderr, flush=True)
-    info = run_child(script, ["--setup", section], url, timeout=1800)
-    if "error" in info:
-        print(f"set-up failed: {info['error']}", file=sys.stderr)
-        return 1
-    print("\n".join(machine_info(info)))
-    if described:
-        print(described)
-    worker_url_arg, url_env = url_arg(info["url"])
+    """A table benchmark's main: its own options (``parser``) plus the common ones;
+    ``worker(args, approach, size, url)`` in a worker, else the parent's
+    ``measure_all(args, run_worker)`` between set-up and clean-up. ``on_table``: the
+    workers run measured_on_table (--repeats, --slow-repeats; how that is measured).
+    """
+    if on_table:
+        add_repeat_arguments(parser, slow_repeats=2, slow_seconds=SLOW_SECONDS)
+    add_common_arguments(parser, keep=True)
+    args = parser.parse_args(argv)
 
-    def run_worker(key: str, size: str, label: str, extra: Sequence[str]) -> dict[str, Any]:
-        print(f"  {label} ...", file=sys.stderr, flush=True)
-        command = ["--worker", key, size, worker_url_arg, *extra]
-        result = run_child(script, command, url_env, timeout=args.timeout)
-        if "error" in result:
-            print(f"note: {label} failed: {result['error']}")
-        return result
+    def one(name: str, size: str, url: str) -> Any:
+        return worker(args, name, size, url)
 
-    measure_all(run_worker)
-    if not args.keep:
-        done = run_child(script, ["--cleanup"], info["url"], timeout=300)
-        print(
-            f"\ndropped {', '.join(done['dropped'])}"
-            if "dropped" in done
-            else f"\nnote: clean-up failed: {done.get('error')}"
+    if run_internal(args, one, setup, cleanup):
+        return 0
+
+    def describe(info: dict[str, Any]) -> list[str]:
+        if not on_table:
+            return machine_info(info)
+        measured = MEASURED.format(
+            repeats=args.repeats, slow_repeats=args.slow_repeats, slow=SLOW_SECONDS
         )
-    print(f"total wall time {time.perf_counter() - started:.0f} s")
-    return 0
+        return [*machine_info(info), measured]
+
+    return run_parent(
+        script, section, args, describe, lambda run: measure_all(args, run), cleanup=True
+    )

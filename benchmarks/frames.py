@@ -6,9 +6,8 @@ Run by hand (not part of the test suite)::
                                           [--slow-repeats 1] [--url URL]
 
 Every (approach, row count) runs in a fresh worker process (``--worker``) so that its peak
-RSS is its own. The parent stays small on purpose: on Linux a child's ``ru_maxrss`` starts
-at its parent's peak (it is carried over fork/exec), so the parent never imports pandas
-and leaves the database set-up to a subprocess (``--setup``) too.
+RSS is its own; the parent imports nothing heavy and leaves the database set-up to a
+subprocess (``--setup``) too (``_harness``).
 
 See benchmarks/README.md.
 """
@@ -19,34 +18,41 @@ import argparse
 import importlib
 import importlib.util
 import json
-import os
-import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from _harness import (
-    URL_ENV,
+    ADBC,
+    COLORS,
+    TABLE_COLUMNS,
+    Close,
+    Run,
+    Worker,
+    add_common_arguments,
+    add_repeat_arguments,
+    bench_model,
     build_table,
-    default_url,
+    closing,
+    fmt_s,
+    installed_approaches,
     libpq_dsn,
     machine_lines,
     markdown_table,
-    maxrss_kib,
     mb,
     median_time,
-    parse_sizes,
     postgres_line,
-    resolve_url,
-    rss_kib,
-    run_child,
-    server_info,
+    ratio,
+    repeat_options,
+    run_internal,
+    run_parent,
+    setup_database,
+    sizes_arg,
     sqlalchemy_url,
     table_filled,
     target,
-    url_arg,
-    worker_url,
+    time_cells,
+    timed_runs,
 )
 
 TABLE = "bench_frames"
@@ -65,7 +71,7 @@ APPROACHES: dict[str, tuple[str, tuple[str, ...]]] = {
     "sqlalchemy-orm": ("SQLAlchemy ORM (async)", ()),
     "read_sql": ("pandas.read_sql (psycopg)", ("psycopg",)),
     "connectorx": ("connectorx", ("connectorx",)),
-    "adbc": ("ADBC", ("adbc_driver_postgresql", "adbc_driver_manager")),
+    "adbc": ("ADBC", ADBC),
 }
 STREAM = "toolkit-stream"
 LABELS = {key: label for key, (label, _) in APPROACHES.items()}
@@ -81,15 +87,11 @@ COLUMNS = [
     ("flag", "boolean"),
 ]
 BUILD = f"""
-CREATE TABLE {TABLE} (
-    id bigint NOT NULL, n integer, color text, amount numeric(12,2),
-    created_at timestamptz, note text, flag boolean
-);
+CREATE TABLE {TABLE} (id bigint NOT NULL, {TABLE_COLUMNS});
 INSERT INTO {TABLE}
 SELECT g,
        CASE WHEN random() < 0.05 THEN NULL ELSE (random() * 2e6)::int - 1000000 END,
-       (ARRAY['red', 'orange', 'yellow', 'green', 'blue', 'indigo', 'violet'])
-           [1 + floor(random() * 7)::int],
+       (ARRAY{list(COLORS)})[1 + floor(random() * 7)::int],
        CASE WHEN random() < 0.05 THEN NULL ELSE round((random() * 2e6 - 1e6)::numeric, 2) END,
        timestamptz '2020-01-01 00:00:00+00' + random() * interval '5 years',
        md5(g::text),
@@ -102,35 +104,23 @@ ALTER TABLE {TABLE} ADD PRIMARY KEY (id);
 # Set-up (runs in a subprocess: it imports toolkit) ---------------------------------
 
 
-def setup(url: str | None) -> dict[str, Any]:
+def setup(url: str | None, _section: str) -> dict[str, Any]:
     """Resolve the URL (starting the embedded server if needed), build the table."""
-    import asyncio
 
-    import asyncpg
+    async def prepare(conn: Any) -> dict[str, Any]:
+        built: float | bool = False
+        if not await _table_ok(conn):
+            built = await build_table(conn, TABLE, BUILD, _table_ok)
+        else:
+            await conn.execute(f"ANALYZE {TABLE}")
+        return {
+            "built_seconds": built,
+            "table_size": await conn.fetchval(
+                f"SELECT pg_size_pretty(pg_total_relation_size('{TABLE}'))"
+            ),
+        }
 
-    url_text, shown_url = resolve_url(url)
-
-    async def main() -> dict[str, Any]:
-        conn = await asyncpg.connect(libpq_dsn(url_text))
-        try:
-            built: float | bool = False
-            if not await _table_ok(conn):
-                built = await build_table(conn, TABLE, BUILD, _table_ok)
-            else:
-                await conn.execute(f"ANALYZE {TABLE}")
-            return {
-                "url": url_text,
-                "shown_url": shown_url,
-                **await server_info(conn),
-                "built_seconds": built,
-                "table_size": await conn.fetchval(
-                    f"SELECT pg_size_pretty(pg_total_relation_size('{TABLE}'))"
-                ),
-            }
-        finally:
-            await conn.close()
-
-    return asyncio.run(main())
+    return setup_database(url, prepare)
 
 
 async def _table_ok(conn: Any) -> bool:
@@ -175,7 +165,7 @@ def _connectorx_url(url: str) -> str:
 # Approaches (each: async set-up -> async run() returning a DataFrame) ---------------
 
 
-async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
+async def _approach(name: str, url: str, rows: int) -> tuple[Run, Close]:
     """(run, close) for ``name``; every import and connection happens here, untimed."""
     import gc
 
@@ -225,7 +215,8 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], 
         from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
         engine = create_async_engine(sqlalchemy_url(url, "asyncpg"))
-        table, model = _schema()
+        model = bench_model(TABLE)
+        table = model.__table__
 
         async def run_core() -> Any:
             async with engine.connect() as conn:
@@ -249,10 +240,7 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], 
         async def run_read_sql() -> Any:
             return pd.read_sql(literal_sql, engine)
 
-        async def close_engine() -> None:
-            engine.dispose()
-
-        return run_read_sql, close_engine
+        return run_read_sql, closing(engine.dispose)
 
     if name == "connectorx":
         import connectorx as cx
@@ -262,10 +250,7 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], 
         async def run_cx() -> Any:
             return cx.read_sql(cx_url, literal_sql)
 
-        async def nothing() -> None:
-            return None
-
-        return run_cx, nothing
+        return run_cx, closing()
 
     if name == "adbc":
         import adbc_driver_postgresql.dbapi
@@ -277,34 +262,9 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Callable[[], Any], 
                 cur.execute(literal_sql)
                 return cur.fetch_arrow_table().to_pandas()
 
-        async def close_adbc() -> None:
-            adbc.close()
-
-        return run_adbc, close_adbc
+        return run_adbc, closing(adbc.close)
 
     raise SystemExit(f"unknown approach {name!r}")
-
-
-def _schema() -> tuple[Any, Any]:
-    """The Core table and the ORM class of bench_frames (declared, not reflected)."""
-    from sqlalchemy import BigInteger, Boolean, DateTime, Integer, Numeric, Text
-    from sqlalchemy.orm import DeclarativeBase, mapped_column
-
-    class Base(DeclarativeBase):
-        pass
-
-    class BenchFrame(Base):  # no annotations: this module has postponed (string) annotations
-        __tablename__ = TABLE
-
-        id = mapped_column(BigInteger, primary_key=True)
-        n = mapped_column(Integer)
-        color = mapped_column(Text)
-        amount = mapped_column(Numeric(12, 2))
-        created_at = mapped_column(DateTime(timezone=True))
-        note = mapped_column(Text)
-        flag = mapped_column(Boolean)
-
-    return BenchFrame.__table__, BenchFrame
 
 
 # The worker ----------------------------------------------------------------------------
@@ -336,48 +296,20 @@ def _import_shared_modules() -> None:
 
 def worker(name: str, rows: int, repeats: int, slow_repeats: int, min_time: float, url: str):
     import asyncio
-    import gc
 
     import pandas as pd
 
     _import_shared_modules()
 
     async def main() -> dict[str, Any]:
-        run, close = await _approach(name, url, rows)
-        try:
-            gc.collect()
-            maxrss_before = maxrss_kib()
-            baseline = rss_kib()
-            started = time.perf_counter()
-            result = await run()
-            warmup = time.perf_counter() - started
-            if warmup > SLOW_SECONDS:
-                runs = min(repeats, slow_repeats)
-            elif min_time > 0 and warmup > 0:  # quick runs: more of them, for a stable median
-                runs = max(repeats, min(200, int(min_time / warmup)))
-            else:
-                runs = repeats
-            times = []
-            for _ in range(runs):
-                result = None  # the previous frame must not inflate this run's peak
-                gc.collect()
-                started = time.perf_counter()
-                result = await run()
-                times.append(time.perf_counter() - started)
-            peak = maxrss_kib()  # before _describe, which allocates
-            return {
-                "approach": name,
-                "rows": rows,
-                "warmup": warmup,
-                "times": times,
-                "baseline_kib": baseline,
-                "maxrss_before_kib": maxrss_before,
-                "maxrss_kib": peak,
-                "delta_kib": peak - baseline,
-                **_describe(result, pd),
-            }
-        finally:
-            await close()
+        measured, result = await timed_runs(
+            lambda: _approach(name, url, rows),
+            repeats=repeats,
+            slow_repeats=slow_repeats,
+            slow_seconds=SLOW_SECONDS,
+            min_time=min_time,
+        )
+        return {"approach": name, "rows": rows, **measured, **_describe(result, pd)}
 
     return asyncio.run(main())
 
@@ -401,20 +333,6 @@ def _describe(result: Any, pd: Any) -> dict[str, Any]:
 # The parent ----------------------------------------------------------------------------
 
 
-def _fmt_s(seconds: float) -> str:
-    if seconds < 0.01:
-        return f"{seconds:.5f}"
-    if seconds < 1:
-        return f"{seconds:.4f}"
-    return f"{seconds:.3f}"
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    if value is None or not base:
-        return "-"
-    return f"{value / base:.2f}"
-
-
 def _machine_info(setup_info: dict[str, Any]) -> list[str]:
     packages = ("pandas", "pyarrow", "numpy", "sqlalchemy", "asyncpg", "psycopg")
     return [
@@ -431,75 +349,49 @@ def _machine_info(setup_info: dict[str, Any]) -> list[str]:
 
 
 def parent(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    sizes = parse_sizes(args.rows)
-    if any(not 0 < s <= TABLE_ROWS for s in sizes):
-        raise SystemExit(f"--rows: each size must be between 1 and {TABLE_ROWS:,}")
-    url = default_url(args.url)
+    sizes = args.rows
 
-    print(f"setting up (building {TABLE} if needed) ...", file=sys.stderr, flush=True)
-    setup_info = run_child(__file__, ["--setup"], url, timeout=1800, catch_timeout=False)
-    if "error" in setup_info:
-        print(f"set-up failed: {setup_info['error']}", file=sys.stderr)
-        return 1
-    print("\n".join(_machine_info(setup_info)))
-    print(
-        f"query: {SQL}   (repeats {args.repeats}, {args.slow_repeats} when a run takes over "
-        f"{SLOW_SECONDS:.0f} s, more for runs under {args.min_time:g}/{args.repeats} s; "
-        "RSS = peak ru_maxrss minus RSS just before the first run)"
-    )
-
-    approaches = []
-    for key, (label, modules) in APPROACHES.items():
-        missing = [m for m in modules if importlib.util.find_spec(m) is None]
-        if missing:
-            print(f"note: skipping {label}: {', '.join(missing)} not installed")
-        else:
-            approaches.append(key)
-
-    worker_url_arg, url_env = url_arg(setup_info["url"])
-    results: dict[tuple[str, int], dict[str, Any]] = {}
-
-    def measure(key: str, rows: int) -> dict[str, Any]:
-        print(f"  {LABELS[key]} @ {rows:,} rows ...", file=sys.stderr, flush=True)
-        command = [
-            "--worker",
-            key,
-            str(rows),
-            str(args.repeats),
-            worker_url_arg,
-            "--slow-repeats",
-            str(args.slow_repeats),
-            "--min-time",
-            str(args.min_time),
+    def describe(setup_info: dict[str, Any]) -> list[str]:
+        return [
+            *_machine_info(setup_info),
+            f"query: {SQL}   (repeats {args.repeats}, {args.slow_repeats} when a run takes over "
+            f"{SLOW_SECONDS:.0f} s, more for runs under {args.min_time:g}/{args.repeats} s; "
+            "RSS = peak ru_maxrss minus RSS just before the first run)",
         ]
-        result = run_child(__file__, command, url_env, timeout=args.timeout, catch_timeout=False)
-        if "error" in result:
-            print(f"note: {LABELS[key]} @ {rows:,} rows failed: {result['error']}")
-        elif result["nrows"] != rows:
-            print(f"note: {LABELS[key]} @ {rows:,} rows returned {result['nrows']:,} rows")
-        results[(key, rows)] = result
-        return result
 
-    for rows in sizes:
-        for key in approaches:
-            measure(key, rows)
-        _print_size(rows, approaches, results)
+    options = [*repeat_options(args), "--min-time", str(args.min_time)]
 
-    stream_rows = sizes[-1]
-    stream = measure(STREAM, stream_rows)
-    if "error" not in stream:
-        full = results.get(("toolkit", stream_rows), {})
-        print(
-            f"\n{LABELS[STREAM]} over {stream_rows:,} rows: median "
-            f"{_fmt_s(median_time(stream) or 0)} s, peak RSS delta {mb(stream['delta_kib'])} MB "
-            f"(abs {mb(stream['maxrss_kib'])} MB) vs tk.df {mb(full.get('delta_kib', 0))} MB"
-        )
+    def measure_all(run_worker: Worker) -> None:
+        approaches = installed_approaches(APPROACHES)
+        results: dict[tuple[str, int], dict[str, Any]] = {}
 
-    _print_dtypes(sizes, approaches, results)
-    _print_targets(results, stream_rows)
-    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
-    return 0
+        def measure(key: str, rows: int) -> dict[str, Any]:
+            result = run_worker(key, str(rows), f"{LABELS[key]} @ {rows:,} rows", options)
+            if "error" not in result and result["nrows"] != rows:
+                print(f"note: {LABELS[key]} @ {rows:,} rows returned {result['nrows']:,} rows")
+            results[(key, rows)] = result
+            return result
+
+        for rows in sizes:
+            for key in approaches:
+                measure(key, rows)
+            _print_size(rows, approaches, results)
+
+        stream_rows = sizes[-1]
+        stream = measure(STREAM, stream_rows)
+        if "error" not in stream:
+            full = results.get(("toolkit", stream_rows), {})
+            print(
+                f"\n{LABELS[STREAM]} over {stream_rows:,} rows: median "
+                f"{fmt_s(median_time(stream) or 0)} s, peak RSS delta {mb(stream['delta_kib'])} "
+                f"MB (abs {mb(stream['peak_kib'])} MB) vs tk.df {mb(full.get('delta_kib', 0))} MB"
+            )
+
+        _print_dtypes(sizes, approaches, results)
+        _print_targets(results, stream_rows)
+
+    setting_up = f"setting up (building {TABLE} if needed) ..."
+    return run_parent(__file__, "frames", args, describe, measure_all, setting_up=setting_up)
 
 
 def _print_size(rows: int, approaches: Sequence[str], results: dict[Any, Any]) -> None:
@@ -511,18 +403,15 @@ def _print_size(rows: int, approaches: Sequence[str], results: dict[Any, Any]) -
         if "times" not in result:
             lines.append([LABELS[key], "failed", *[""] * 8])
             continue
-        median = statistics.median(result["times"])
         lines.append(
             [
                 LABELS[key],
-                _fmt_s(median),
-                _fmt_s(min(result["times"])),
-                _fmt_s(result["warmup"]),
+                *time_cells(result),
                 mb(result["delta_kib"]),
-                mb(result["maxrss_kib"]),
+                mb(result["peak_kib"]),
                 mb(result.get("frame_kib", 0)),
-                _ratio(median, base_median),
-                _ratio(result["delta_kib"], base_delta),
+                ratio(median_time(result), base_median),
+                ratio(result["delta_kib"], base_delta),
                 str(len(result["times"])),
             ]
         )
@@ -604,38 +493,26 @@ def _print_targets(results: dict[Any, Any], stream_rows: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default=DEFAULT_ROWS, help=f"sizes (default {DEFAULT_ROWS})")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs after a warm-up")
     parser.add_argument(
-        "--slow-repeats",
-        type=int,
-        default=1,
-        help=f"timed runs when the warm-up took over {SLOW_SECONDS:.0f} s (default 1)",
+        "--rows",
+        type=sizes_arg(1, TABLE_ROWS),
+        default=DEFAULT_ROWS,
+        help=f"sizes (default {DEFAULT_ROWS})",
     )
+    add_repeat_arguments(parser, slow_repeats=1, slow_seconds=SLOW_SECONDS)
     parser.add_argument(
         "--min-time",
         type=float,
         default=1.0,
         help="quick runs are repeated until about this many seconds (0: exactly --repeats)",
     )
-    parser.add_argument("--url", help="database URL (default TOOLKIT_DATABASE_URL, else embedded)")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per worker")
-    parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--worker",
-        nargs=4,
-        metavar=("APPROACH", "ROWS", "REPEATS", "URL"),
-        help=f"internal: run one approach at one size and print JSON (URL '-': from ${URL_ENV})",
-    )
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
-    if args.setup:
-        print(json.dumps(setup(os.environ.get(URL_ENV))))
-        return 0
-    if args.worker:
-        name, rows, repeats, url = args.worker
-        url = worker_url(url)
-        result = worker(name, int(rows), int(repeats), args.slow_repeats, args.min_time, url)
-        print(json.dumps(result))
+
+    def one(name: str, rows: str, url: str) -> dict[str, Any]:
+        return worker(name, int(rows), args.repeats, args.slow_repeats, args.min_time, url)
+
+    if run_internal(args, one, setup):
         return 0
     return parent(args)
 

@@ -13,36 +13,33 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
+import _bench_tables
 from _bench_tables import (
+    FIVE_YEARS_US,
+    INSERT_TABLE,
+    bench_models,
+    check_cell,
+    measured_on_table,
+    result_row,
+)
+from _harness import (
     ADBC,
     COLORS,
     COLUMNS,
-    FIVE_YEARS_US,
-    INSERT_TABLE,
-    MEASURED,
-    SLOW_SECONDS,
     Close,
     Run,
     Worker,
-    add_common_arguments,
-    add_repeat_arguments,
-    bench_models,
-    check_cell,
-    fmt_s,
+    closing,
     installed_approaches,
-    measured_on_table,
-    run_internal,
-    run_parent,
-)
-from _harness import (
     libpq_dsn,
     markdown_table,
-    mb,
     median_time,
-    parse_sizes,
+    ratio,
+    repeat_options,
+    sizes_arg,
     sqlalchemy_url,
     target,
 )
@@ -203,10 +200,7 @@ async def _insert_approach(name: str, url: str, data: Any) -> tuple[Run, Close]:
             data.to_sql(INSERT_TABLE, sync_engine, if_exists="append", index=False, method=method)
             return len(data)
 
-        async def close_engine() -> None:
-            sync_engine.dispose()
-
-        return run_to_sql, close_engine
+        return run_to_sql, closing(sync_engine.dispose)
 
     if name == "adbc":
         import adbc_driver_postgresql.dbapi
@@ -228,10 +222,7 @@ async def _insert_approach(name: str, url: str, data: Any) -> tuple[Run, Close]:
             adbc.commit()
             return int(arrow.num_rows)
 
-        async def close_adbc() -> None:
-            adbc.close()
-
-        return run_adbc, close_adbc
+        return run_adbc, closing(adbc.close)
 
     if name in ("tk-dicts", "tk-tuples", "tk-frame"):
         import toolkit as tk
@@ -249,25 +240,17 @@ async def _insert_approach(name: str, url: str, data: Any) -> tuple[Run, Close]:
     raise SystemExit(f"unknown insert approach {name!r}")
 
 
-def insert_worker(name: str, rows: int, repeats: int, slow_repeats: int, url: str) -> Any:
-    data = _insert_data(rows, INSERTS[name][2])
+def insert_worker(args: argparse.Namespace, name: str, size: str, url: str) -> Any:
+    data = _insert_data(int(size), INSERTS[name][2])
 
     async def reset(admin: Any) -> None:
         await admin.execute(f"TRUNCATE {INSERT_TABLE} RESTART IDENTITY")
 
-    async def approach() -> tuple[Run, Close]:
-        return await _insert_approach(name, url, data)
+    def approach() -> Awaitable[tuple[Run, Close]]:
+        return _insert_approach(name, url, data)
 
-    return measured_on_table(
-        url,
-        INSERT_TABLE,
-        "id bigserial PRIMARY KEY",
-        reset,
-        approach,
-        INSERT_CHECK,
-        repeats,
-        slow_repeats,
-    )
+    key = "id bigserial PRIMARY KEY"
+    return measured_on_table(url, INSERT_TABLE, key, reset, approach, INSERT_CHECK, args)
 
 
 def print_inserts(rows: int, available: Sequence[str], results: dict[Any, Any]) -> None:
@@ -284,26 +267,11 @@ def print_inserts(rows: int, available: Sequence[str], results: dict[Any, Any]) 
     lines = []
     for key in measured:
         result = results[(key, rows)]
-        median = median_time(result)
-        if median is None:
-            lines.append([INSERTS[key][0], INSERTS[key][2], "failed", *[""] * 7])
-            continue
-        count_ok = result["count"] == rows
-        lines.append(
-            [
-                INSERTS[key][0],
-                INSERTS[key][2],
-                fmt_s(median),
-                fmt_s(min(result["times"])),
-                fmt_s(result["warmup"]),
-                f"{rows / median:,.0f}",
-                f"{base / median:.2f}" if base else "-",
-                mb(result["delta_kib"]),
-                str(len(result["times"])),
-                check_cell(result.get("check"), reference)
-                + ("" if count_ok else f" (returned {result['count']:,})"),
-            ]
-        )
+        count = result.get("count")
+        content = check_cell(result.get("check"), reference)
+        content += "" if count == rows else f" (returned {count:,})"
+        speed = ratio(base, median_time(result))
+        lines.append(result_row((INSERTS[key][0], INSERTS[key][2]), result, rows, speed, content))
     print(f"\nINSERT {rows:,} rows into {INSERT_TABLE}")
     headers = ["approach", "input", "median s", "min s", "1st run s", "rows/s"]
     headers += ["speed x copy_records", "RSS delta MB", "runs", "table content"]
@@ -349,39 +317,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--rows",
+        type=sizes_arg(1),
         default=DEFAULT_ROWS,
         help=f"insert sizes (default {DEFAULT_ROWS}; above {ALL_UP_TO:,} only the fast approaches)",
     )
-    add_repeat_arguments(parser)
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
-    if run_internal(
-        args,
-        lambda name, size, url: insert_worker(
-            name, int(size), args.repeats, args.slow_repeats, url
-        ),
-    ):
-        return 0
-    sizes = parse_sizes(args.rows)
-    if any(s < 1 for s in sizes):
-        raise SystemExit("--rows must be positive")
-    inserts: dict[tuple[str, int], dict[str, Any]] = {}
-    repeats = ["--repeats", str(args.repeats), "--slow-repeats", str(args.slow_repeats)]
 
-    def measure_all(run_worker: Worker) -> None:
+    def measure_all(args: argparse.Namespace, run_worker: Worker) -> None:
+        inserts: dict[tuple[str, int], dict[str, Any]] = {}
         available = installed_approaches(INSERTS)
-        for rows in sizes:
+        for rows in args.rows:
             for key in available:
                 if rows <= ALL_UP_TO or INSERTS[key][3]:
                     label = f"insert {INSERTS[key][0]} @ {rows:,} rows"
-                    inserts[(key, rows)] = run_worker(key, str(rows), label, repeats)
+                    inserts[(key, rows)] = run_worker(key, str(rows), label, repeat_options(args))
             print_inserts(rows, available, inserts)
-        print_targets(sizes, inserts)
+        print_targets(args.rows, inserts)
 
-    described = MEASURED.format(
-        repeats=args.repeats, slow_repeats=args.slow_repeats, slow=SLOW_SECONDS
-    )
-    return run_parent(__file__, "insert", args, measure_all, described=described)
+    return _bench_tables.main(__file__, "insert", parser, argv, insert_worker, measure_all)
 
 
 if __name__ == "__main__":

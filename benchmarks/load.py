@@ -24,7 +24,6 @@ import random
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import _harness
@@ -232,53 +231,24 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    script = Path(__file__)
+    script = __file__
     setup = _harness.run_child(script, ["--setup"], _harness.default_url(args.url) or "", 600)
     if "error" in setup:
         print(f"set-up failed: {setup['error']}", file=sys.stderr)
         return 2
     try:
-        import subprocess
-
+        each = ["--processes", str(args.processes), "--seconds", str(args.seconds)]
         procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    str(script.resolve()),
-                    "--worker",
-                    str(i),
-                    "--processes",
-                    str(args.processes),
-                    "--seconds",
-                    str(args.seconds),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env={**_child_env(), _harness.URL_ENV: setup["url"]},
-            )
+            _harness.spawn_child(script, ["--worker", str(i), *each], setup["url"])
             for i in range(args.processes)
         ]
-        results = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=args.seconds + 300)
-            if proc.returncode != 0:
-                tail = " | ".join(err.strip().splitlines()[-3:])
-                results.append({"error": f"worker exit {proc.returncode}: {tail}"})
-            else:
-                results.append(json.loads(out.strip().splitlines()[-1]))
+        results = [_harness.child_result(proc, timeout=args.seconds + 300) for proc in procs]
     finally:
         _harness.run_child(script, ["--drop"], setup["url"], 120)
     summary = _summary(results, args.seconds)
     _print(summary, setup["shown"])
     print(json.dumps(summary))
     return 1 if summary["errors"] else 0
-
-
-def _child_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if k != _harness.URL_ENV}
 
 
 if __name__ == "__main__":

@@ -18,25 +18,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from _bench_tables import (
-    PAGE_SIZE,
-    PAGE_TABLE,
-    PAGE_TABLE_ROWS,
+import _bench_tables
+from _bench_tables import PAGE_SIZE, PAGE_TABLE, PAGE_TABLE_ROWS, bench_models
+from _harness import (
     Run,
     Worker,
-    add_common_arguments,
-    bench_models,
     fmt_ms,
-    peak_rss_kib,
-    reset_peak,
-    run_internal,
-    run_parent,
-)
-from _harness import (
     markdown_table,
     median_time,
-    parse_sizes,
+    peak_rss_kib,
+    ratio,
+    reset_peak,
     rss_kib,
+    sizes_arg,
     target,
 )
 
@@ -179,9 +173,7 @@ def print_pages(depths: Sequence[int], results: dict[str, Any]) -> None:
             if found["first_id"] != (depth - 1) * PAGE_SIZE + 1:
                 wrong.append(f"{PAGERS[key]} at page {depth} starts at id {found['first_id']}")
         pag, off, key = median("paginate", depth), median("offset", depth), median("keyset", depth)
-        row.append(f"{pag / key:.1f}" if pag and key else "-")
-        row.append(f"{off / key:.1f}" if off and key else "-")
-        row.append(f"{key / keyset_first:.2f}" if key and keyset_first else "-")
+        row += [ratio(pag, key, 1), ratio(off, key, 1), ratio(key, keyset_first)]
         lines.append(row)
     print(
         f"\nPAGES of {PAGE_SIZE} rows from {PAGE_TABLE} ({PAGE_TABLE_ROWS:,} rows, primary key "
@@ -225,7 +217,10 @@ def print_targets(pages: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--depths", default=DEFAULT_DEPTHS, help=f"page numbers (default {DEFAULT_DEPTHS})"
+        "--depths",
+        type=sizes_arg(1, PAGE_TABLE_ROWS // PAGE_SIZE),
+        default=DEFAULT_DEPTHS,
+        help=f"page numbers (default {DEFAULT_DEPTHS})",
     )
     parser.add_argument("--page-runs", type=int, default=5, help="least timed runs per page")
     parser.add_argument(
@@ -234,30 +229,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.5,
         help="repeat a page (at most 50 runs) to this many s",
     )
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
 
-    def worker(name: str, size: str, url: str) -> Any:
+    def worker(args: argparse.Namespace, name: str, size: str, url: str) -> Any:
         depths = [int(d) for d in size.split(",")]
         return pages_worker(name, depths, args.page_runs, args.page_time, url)
 
-    if run_internal(args, worker):
-        return 0
-    depths = parse_sizes(args.depths)
-    if any(not 0 < d * PAGE_SIZE <= PAGE_TABLE_ROWS for d in depths):
-        raise SystemExit(
-            f"--depths: each depth must be between 1 and {PAGE_TABLE_ROWS // PAGE_SIZE}"
-        )
-    pages: dict[str, dict[str, Any]] = {}
-    extra = ["--page-runs", str(args.page_runs), "--page-time", str(args.page_time)]
-
-    def measure_all(run_worker: Worker) -> None:
+    def measure_all(args: argparse.Namespace, run_worker: Worker) -> None:
+        pages: dict[str, dict[str, Any]] = {}
+        extra = ["--page-runs", str(args.page_runs), "--page-time", str(args.page_time)]
         for key, label in PAGERS.items():
-            pages[key] = run_worker(key, ",".join(map(str, depths)), f"pages {label}", extra)
-        print_pages(depths, pages)
+            depths = ",".join(map(str, args.depths))
+            pages[key] = run_worker(key, depths, f"pages {label}", extra)
+        print_pages(args.depths, pages)
         print_targets(pages)
 
-    return run_parent(__file__, "pages", args, measure_all)
+    return _bench_tables.main(__file__, "pages", parser, argv, worker, measure_all, on_table=False)
 
 
 if __name__ == "__main__":

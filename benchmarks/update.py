@@ -14,32 +14,28 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
+import _bench_tables
 from _bench_tables import (
+    UPDATE_TABLE,
+    bench_models,
+    check_cell,
+    measured_on_table,
+    result_row,
+)
+from _harness import (
     COLORS,
     COLUMNS,
-    MEASURED,
-    SLOW_SECONDS,
-    UPDATE_TABLE,
     Close,
     Run,
     Worker,
-    add_common_arguments,
-    add_repeat_arguments,
-    bench_models,
-    check_cell,
-    fmt_s,
-    measured_on_table,
-    run_internal,
-    run_parent,
-)
-from _harness import (
     libpq_dsn,
     markdown_table,
-    mb,
     median_time,
+    ratio,
+    repeat_options,
     sqlalchemy_url,
     target,
 )
@@ -150,7 +146,8 @@ async def _update_approach(name: str, url: str, rows: list[dict[str, Any]]) -> t
     raise SystemExit(f"unknown update approach {name!r}")
 
 
-def update_worker(name: str, rows: int, repeats: int, slow_repeats: int, url: str) -> Any:
+def update_worker(args: argparse.Namespace, name: str, size: str, url: str) -> Any:
+    rows = int(size)
     updates = _update_rows(rows)
 
     async def reset(admin: Any) -> None:  # the same freshly filled, vacuumed table every run
@@ -158,19 +155,11 @@ def update_worker(name: str, rows: int, repeats: int, slow_repeats: int, url: st
         await admin.execute(UPDATE_FILL, rows)
         await admin.execute(f"VACUUM (ANALYZE) {UPDATE_TABLE}")
 
-    async def approach() -> tuple[Run, Close]:
-        return await _update_approach(name, url, updates)
+    def approach() -> Awaitable[tuple[Run, Close]]:
+        return _update_approach(name, url, updates)
 
-    return measured_on_table(
-        url,
-        UPDATE_TABLE,
-        "id bigint PRIMARY KEY",
-        reset,
-        approach,
-        UPDATE_CHECK,
-        repeats,
-        slow_repeats,
-    )
+    key = "id bigint PRIMARY KEY"
+    return measured_on_table(url, UPDATE_TABLE, key, reset, approach, UPDATE_CHECK, args)
 
 
 def print_updates(rows: int, results: dict[str, Any]) -> None:
@@ -179,24 +168,11 @@ def print_updates(rows: int, results: dict[str, Any]) -> None:
     lines = []
     for key, label in UPDATES.items():
         result = results.get(key, {})
-        median = median_time(result)
-        if median is None:
-            lines.append([label, "failed", *[""] * 7])
-            continue
         check = result.get("check") or {}
         note = "" if check.get("updated") == rows else f" ({check.get('updated')} updated)"
+        time_ratio = ratio(median_time(result), base)
         lines.append(
-            [
-                label,
-                fmt_s(median),
-                fmt_s(min(result["times"])),
-                fmt_s(result["warmup"]),
-                f"{rows / median:,.0f}",
-                f"{median / base:.2f}" if base else "-",
-                mb(result["delta_kib"]),
-                str(len(result["times"])),
-                check_cell(check, reference) + note,
-            ]
+            result_row([label], result, rows, time_ratio, check_cell(check, reference) + note)
         )
     print(f"\nUPDATE {rows:,} rows by primary key (new n and note; ids shuffled) in {UPDATE_TABLE}")
     headers = ["approach", "median s", "min s", "1st run s", "rows/s", "time x tk"]
@@ -225,34 +201,25 @@ def print_targets(updates: dict[str, Any]) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    if int(text) < 1:
+        raise argparse.ArgumentTypeError("must be positive")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--update-rows", type=int, default=100_000, help="rows to update")
-    add_repeat_arguments(parser)
-    add_common_arguments(parser)
-    args = parser.parse_args(argv)
-    if run_internal(
-        args,
-        lambda name, size, url: update_worker(
-            name, int(size), args.repeats, args.slow_repeats, url
-        ),
-    ):
-        return 0
-    if args.update_rows < 1:
-        raise SystemExit("--update-rows must be positive")
-    updates: dict[str, dict[str, Any]] = {}
-    repeats = ["--repeats", str(args.repeats), "--slow-repeats", str(args.slow_repeats)]
+    parser.add_argument("--update-rows", type=_positive, default=100_000, help="rows to update")
 
-    def measure_all(run_worker: Worker) -> None:
+    def measure_all(args: argparse.Namespace, run_worker: Worker) -> None:
+        rows = args.update_rows
+        updates: dict[str, dict[str, Any]] = {}
         for key, label in UPDATES.items():
-            updates[key] = run_worker(key, str(args.update_rows), f"update {label}", repeats)
-        print_updates(args.update_rows, updates)
+            updates[key] = run_worker(key, str(rows), f"update {label}", repeat_options(args))
+        print_updates(rows, updates)
         print_targets(updates)
 
-    described = MEASURED.format(
-        repeats=args.repeats, slow_repeats=args.slow_repeats, slow=SLOW_SECONDS
-    )
-    return run_parent(__file__, "update", args, measure_all, described=described)
+    return _bench_tables.main(__file__, "update", parser, argv, update_worker, measure_all)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ def _holdable(name: str) -> bool:
 
 
 async def resolve_relation(conn: AsyncConnection, table: TableName) -> Relation:
+    """The relation ``table`` names, as a query would find it; else ``NoSuchTable``."""
     shown, specs = _spellings(table)
     row = (await conn.execute(_RESOLVE, {"specs": specs})).first()
     if row is not None:
@@ -154,6 +155,8 @@ def _quiet_reflection() -> Iterator[None]:
 
 
 async def reflect_table(conn: AsyncConnection, relation: Relation) -> Table:
+    """The relation as a SQLAlchemy ``Table``, for SQL that quotes every identifier."""
+
     def load(sync: Connection) -> Table:
         with _quiet_reflection():
             return Table(
@@ -168,7 +171,7 @@ async def reflect_table(conn: AsyncConnection, relation: Relation) -> Table:
 
 
 @dataclass(frozen=True)
-class _Column:
+class CatalogColumn:
     """A column as the catalog (and psql's ``\\d``) describes it."""
 
     name: str
@@ -179,7 +182,8 @@ class _Column:
     """The default expression, or how the column is generated (identity, computed)."""
 
 
-async def catalog_columns(conn: AsyncConnection, relation: Relation) -> list[_Column]:
+async def catalog_columns(conn: AsyncConnection, relation: Relation) -> list[CatalogColumn]:
+    """The relation's columns with PostgreSQL's own type names, known to SQLAlchemy or not."""
     rows = await conn.execute(_COLUMNS, {"oid": relation.oid})
     columns = []
     for name, type_, nullable, expression, identity, generated in rows:
@@ -189,5 +193,5 @@ async def catalog_columns(conn: AsyncConnection, relation: Relation) -> list[_Co
         elif generated:
             stored = "STORED" if generated == "s" else "VIRTUAL"
             default = f"GENERATED ALWAYS AS ({expression}) {stored}"
-        columns.append(_Column(name, type_, bool(nullable), default))
+        columns.append(CatalogColumn(name, type_, bool(nullable), default))
     return columns

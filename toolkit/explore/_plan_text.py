@@ -5,8 +5,10 @@ analyzed statement twice); this module mirrors PostgreSQL's ``explain.c`` to pri
 way psql would: node titles, cost and actual-time measures, and the detail lines under
 each node.
 
-Why one module: it follows ``explain.c`` section by section, so one file reads side by
-side with PostgreSQL's; Citus's remote plans are rendered by the same functions.
+Why one module: it has one job, and it follows ``explain.c`` section by
+section, so one file reads side by side with PostgreSQL's. Citus's remote plans stay here
+too: a Citus scan's details hold whole plans (a task's, a subplan's), drawn by the same
+node renderer that drew the scan, so the two halves of a split would import each other.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What offset and keyset pagination share: the session a page's
-statement runs in, and reading a page's items (model instances or rows) from its result.
+"""What offset and keyset pagination share: the statement type they take, and reading a
+page's items (model instances or rows) and column names from its result.
 """
 
 from __future__ import annotations
@@ -42,4 +42,5 @@ def page_items(result: Result[Any], entity: Mapper[Any] | None) -> list[Any]:
 
 
 def column_names(entity: Mapper[Any] | None, keys: Any) -> tuple[str, ...]:
+    """A page's DataFrame columns: the model's attributes, else the result's keys."""
     return tuple(entity.column_attrs.keys() if entity is not None else keys)

@@ -80,6 +80,24 @@ def sqlalchemy_url(url: str, driver: str) -> Any:
     return make_url(url).set(drivername=f"postgresql+{driver}")
 
 
+def connectorx_url(url: str) -> str:
+    """The URL for connectorx, which reaches a unix socket only with the socket directory
+    percent-encoded as the host."""
+    from urllib.parse import quote, urlencode
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    host = parsed.host or query.pop("host", None) or "localhost"
+    port = parsed.port or query.pop("port", None) or 5432
+    auth = quote(parsed.username or "", safe="")
+    if parsed.password is not None:
+        auth += ":" + quote(str(parsed.password), safe="")
+    extra = "?" + urlencode(query, doseq=True) if query else ""
+    return f"postgresql://{auth}@{quote(str(host), safe='')}:{port}/{parsed.database}{extra}"
+
+
 # The benchmark tables --------------------------------------------------------------------
 
 COLUMNS = ("n", "color", "amount", "created_at", "note", "flag")
@@ -321,9 +339,14 @@ def installed_approaches(approaches: Mapping[str, Sequence[Any]]) -> list[str]:
 # Command line ---------------------------------------------------------------------------
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, keep: bool = False) -> None:
-    """--url, --timeout (and --keep) and the internal --setup/--cleanup/--worker."""
-    parser.add_argument("--url", help="database URL (default TOOLKIT_DATABASE_URL, else embedded)")
+def add_common_arguments(
+    parser: argparse.ArgumentParser, *, keep: bool = False, last_url: str = "embedded"
+) -> None:
+    """--url, --timeout (and --keep) and the internal --setup/--cleanup/--worker;
+    ``last_url`` names the database used without --url and TOOLKIT_DATABASE_URL."""
+    parser.add_argument(
+        "--url", help=f"database URL (default TOOLKIT_DATABASE_URL, else {last_url})"
+    )
     if keep:
         parser.add_argument(
             "--keep", action="store_true", help="keep the bench_* tables at the end"

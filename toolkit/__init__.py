@@ -35,6 +35,7 @@ from toolkit.errors import (
     RecoveryConflict,
     ServerError,
     ToolkitError,
+    ToolkitWarning,
     UndefinedColumn,
     UndefinedTable,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "ServerError",
     "TableDescription",
     "ToolkitError",
+    "ToolkitWarning",
     "UndefinedColumn",
     "UndefinedTable",
     "async_session",

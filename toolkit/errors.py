@@ -196,6 +196,11 @@ class InvalidCharacter(DatabaseError):
     """
 
 
+class ToolkitWarning(UserWarning):
+    """Something worth knowing that is not an error: a parallel read done in one stream,
+    say, and why. Each is said once per process."""
+
+
 class LazyLoadError(ToolkitError, MissingGreenlet):
     """An attribute was lazily loaded in async code (SQLAlchemy's ``MissingGreenlet``,
     which it also is, so an ``except MissingGreenlet`` still catches it); the message names

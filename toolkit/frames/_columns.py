@@ -175,6 +175,13 @@ class DecimalText:
         self._objects = True
         self._chunks.append((None, text))
 
+    def extend(self, later: DecimalText) -> None:
+        """Take ``later``'s values after these (the same column, read in parts)."""
+        self._chunks.extend(later._chunks)
+        self._scale = max(self._scale, later._scale)
+        self._whole = max(self._whole, later._whole)
+        self._objects = self._objects or later._objects
+
     def finish(self) -> pa.ChunkedArray | list[Any]:
         if not self._objects and self._whole + self._scale > _MAX_DIGITS:
             # Whole digits so far are bounds; the exact ones, from the decimals themselves

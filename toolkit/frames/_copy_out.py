@@ -187,10 +187,42 @@ async def _copy_to_arrow(
 ) -> list[Any] | None:
     """The result's columns, parsed while the COPY arrives; None when a value does not
     parse (e.g. 'infinity' or a BC date: the row path decodes those)."""
+    parsed = await _copy_parsed(raw, sql, args, columns, backend)
+    return None if parsed is None or parsed.empty else joined([parsed], columns, backend)
+
+
+class Parsed:
+    """One COPY's columns as parsed, before they are joined: Arrow chunks, and numeric
+    text measured batch by batch (its scale is known only once every part is in)."""
+
+    __slots__ = ("chunks", "decimals", "empty")
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.decimals = {i: DecimalText() for i, c in enumerate(columns) if c.pg_type == "numeric"}
+        self.chunks: list[list[pa.Array]] = [[] for _ in columns]
+        self.empty = True
+
+
+async def pin_copy_settings(raw: Any) -> None:
+    """Pin COPY's text settings for the rest of ``raw``'s transaction (not restored)."""
+    await set_local(raw, _COPY_SETTINGS)
+
+
+async def copy_part(
+    raw: Any, sql: str, args: Sequence[Any], columns: Sequence[Column], backend: DtypeBackend
+) -> Parsed | None:
+    """One part of a parallel read, on a connection whose transaction has
+    ``pin_copy_settings`` applied; None when a value does not parse."""
+    return await _copy_parsed(raw, sql, args, columns, backend)
+
+
+async def _copy_parsed(
+    raw: Any, sql: str, args: Sequence[Any], columns: Sequence[Column], backend: DtypeBackend
+) -> Parsed | None:
     feed = Feed(limit=_READ_LIMIT)
     loop = asyncio.get_running_loop()
 
-    def parse() -> list[Any] | None:
+    def parse() -> Parsed | None:
         try:
             reader = pcsv.open_csv(
                 feed,
@@ -201,7 +233,7 @@ async def _copy_to_arrow(
             return _read_columns(reader, columns)
         except pa.ArrowInvalid:
             feed.abandon()
-            return None
+            return None if feed.received else Parsed(columns)  # no bytes: no rows
 
     parsing = loop.run_in_executor(None, parse)
     try:
@@ -211,30 +243,49 @@ async def _copy_to_arrow(
     return await parsing
 
 
-def _read_columns(reader: pcsv.CSVStreamingReader, columns: Sequence[Column]) -> list[Any]:
-    """Every batch of ``reader``, as one chunked array per column.
+def _read_columns(reader: pcsv.CSVStreamingReader, columns: Sequence[Column]) -> Parsed:
+    """Every batch of ``reader``, kept per column.
 
-    Numeric text is converted batch by batch here, in the parse thread, while the rest
-    of the result still arrives: done after the COPY, it was a fifth of a 1M-row read.
+    Numeric text is measured and converted batch by batch here, in the parse thread,
+    while the rest of the result still arrives: done after the COPY, it was a fifth of
+    a 1M-row read.
     """
-    decimals = {i: DecimalText() for i, c in enumerate(columns) if c.pg_type == "numeric"}
-    chunks: list[list[pa.Array]] = [[] for _ in columns]
+    parsed = Parsed(columns)
     for batch in reader:
+        parsed.empty = False
         for i, chunk in enumerate(_converted(batch, columns).columns):
-            if i in decimals:
-                decimals[i].add(chunk)
+            if i in parsed.decimals:
+                parsed.decimals[i].add(chunk)
             else:
-                chunks[i].append(chunk)
-    return [
-        decimals[i].finish()
-        if i in decimals
-        else pa.chunked_array(chunks[i], type=_parsed_type(c, field.type))
-        for i, (c, field) in enumerate(zip(columns, reader.schema, strict=True))
-    ]
+                parsed.chunks[i].append(chunk)
+    return parsed
 
 
-def _parsed_type(column: Column, read_as: pa.DataType) -> pa.DataType:
-    return column.arrow_type if column.pg_type in SENT else read_as
+def joined(parts: Sequence[Parsed], columns: Sequence[Column], backend: DtypeBackend) -> list[Any]:
+    """The parts' columns, in the parts' order, as one column each (no copy: chunks)."""
+    result: list[Any] = []
+    for i, column in enumerate(columns):
+        if i in parts[0].decimals:
+            decimals = parts[0].decimals[i]
+            for part in parts[1:]:
+                decimals.extend(part.decimals[i])
+            result.append(decimals.finish())
+        else:
+            chunks = [chunk for part in parts for chunk in part.chunks[i]]
+            result.append(pa.chunked_array(chunks, type=_parsed_type(column, backend)))
+    return result
+
+
+def frame_from_parts(
+    parts: Sequence[Parsed], columns: Sequence[Column], backend: DtypeBackend
+) -> pd.DataFrame:
+    """The DataFrame of a read done in parts, as one read would have built it."""
+    return _frame_from_arrow(columns, joined(parts, columns, backend), backend)
+
+
+def _parsed_type(column: Column, backend: DtypeBackend) -> pa.DataType:
+    """The Arrow type of a column as parsed (a sent timestamp's is its final type)."""
+    return column.arrow_type if column.pg_type in SENT else column.parsed_as(backend)
 
 
 async def stream_copy(

@@ -25,6 +25,13 @@ from toolkit.frames import _copy_out
 from toolkit.frames._assemble import build_frame
 from toolkit.frames._columns import column_from_values
 from toolkit.frames._estimate import estimate, use_copy
+from toolkit.frames._parallel import (
+    Parallel,
+    check_parallel,
+    parallel_chunks,
+    parallel_frame,
+    say_once,
+)
 from toolkit.frames._types import Column, DtypeBackend, columns_from_attributes
 from toolkit.runtime import in_notebook, interruptible, progress_bar
 from toolkit.sql import (
@@ -44,6 +51,8 @@ async def df(
     session: AsyncSession | None = None,
     database: Database | None = None,
     dtype_backend: DtypeBackend = "numpy_nullable",
+    parallel: Parallel = None,
+    partition_on: str | None = None,
 ) -> pd.DataFrame:
     """Run ``query`` and return its rows as a DataFrame.
 
@@ -52,11 +61,27 @@ async def df(
     With ``session`` it runs inside that session's transaction (it sees uncommitted rows).
     ``dtype_backend="pyarrow"`` gives ``ArrowDtype`` columns (the README's type table).
     A read whose connection is lost (a server restart) runs once more on a new one.
+
+    ``parallel=N`` reads over N connections sharing one snapshot: the frame is the one a
+    single read of that moment gives, whatever is written meanwhile. A scan of one table
+    is split by block ranges; any other query needs ``partition_on``, an integer, date or
+    timestamp column of the result. Row order is the query's when its ORDER BY starts
+    with ``partition_on``, and otherwise not defined. ``parallel="auto"`` chooses N from
+    the planner's estimate and the server's limits (one for a small result). Where a
+    split is impossible (behind a transaction-mode pooler, inside ``session``...) the
+    query is read in one stream, and a ``ToolkitWarning`` says why, once.
     """
+    check_parallel(parallel, partition_on, database)
     sql, args = sql_and_args(query, params)
     frame: pd.DataFrame | None = None
     async with naming_close_tables(sql, session, database):
         with errors.translated():
+            if parallel not in (None, 1):
+                frame = await _parallel_frame(
+                    sql, args, parallel, partition_on, session, database, dtype_backend
+                )
+                if frame is not None:
+                    return frame
             for attempt in statement_attempts(session, reads=_reads(sql, database)):
                 with attempt:
                     async with driver_connection(session, database) as raw:
@@ -78,6 +103,31 @@ async def df(
                                 frame = _from_records(columns, records, dtype_backend)
     assert frame is not None  # statement_attempts raises unless an attempt got through
     return frame
+
+
+async def _parallel_frame(
+    sql: str,
+    args: Sequence[Any],
+    parallel: Parallel,
+    partition_on: str | None,
+    session: AsyncSession | None,
+    database: Database | None,
+    backend: DtypeBackend,
+) -> pd.DataFrame | None:
+    if session is not None:
+        _in_session(parallel)
+        return None
+    return await parallel_frame(
+        sql, args, parallel, partition_on, database or get_database(), backend
+    )
+
+
+def _in_session(parallel: Parallel) -> None:
+    if parallel != "auto":
+        say_once(
+            "inside a session's transaction the read sees its uncommitted rows, which "
+            "other connections cannot see"
+        )
 
 
 def _require_rows(columns: Sequence[Column]) -> None:
@@ -102,6 +152,8 @@ async def stream_df(
     database: Database | None = None,
     dtype_backend: DtypeBackend = "numpy_nullable",
     progress: bool | None = None,
+    parallel: Parallel = None,
+    partition_on: str | None = None,
 ) -> AsyncIterator[pd.DataFrame]:
     """Yield the result in DataFrames of at most ``chunk_size`` rows.
 
@@ -111,13 +163,44 @@ async def stream_df(
     off in scripts). Chunks have ``tk.df``'s dtypes, except that an unconstrained
     ``numeric`` column's decimal scale is that of each chunk. A read whose connection is
     lost before its first chunk runs once more on a new one.
+
+    ``parallel`` and ``partition_on`` read over several connections as ``tk.df`` does;
+    chunks then come as the connections deliver them (in the query's order only when its
+    ORDER BY starts with ``partition_on``), each connection holding a few.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    check_parallel(parallel, partition_on, database)
     sql, args = sql_and_args(query, params)
     show = in_notebook() if progress is None else progress
     async with naming_close_tables(sql, session, database):
         with errors.translated():
+            if parallel not in (None, 1) and session is not None:
+                _in_session(parallel)
+            elif parallel not in (None, 1):
+                chunks = parallel_chunks(
+                    sql,
+                    args,
+                    parallel,
+                    partition_on,
+                    database or get_database(),
+                    chunk_size,
+                    dtype_backend,
+                )
+                async with contextlib.aclosing(chunks):
+                    first = await anext(chunks, None)
+                    if first is not None:
+                        bar = progress_bar(None, show, "stream_df")
+                        try:
+                            bar.update(len(first))
+                            yield first
+                            async for chunk in chunks:
+                                assert chunk is not None
+                                bar.update(len(chunk))
+                                yield chunk
+                        finally:
+                            bar.close()
+                        return
             for attempt in statement_attempts(session, reads=_reads(sql, database)):
                 with attempt:
                     async with driver_connection(session, database) as raw:

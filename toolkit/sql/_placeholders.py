@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Placeholders", "find_placeholders"]
+__all__ = ["Placeholders", "block_comment_end", "find_placeholders", "quoted_end"]
 
 # What SQLAlchemy's text() takes for a bind parameter (sqlalchemy.sql.elements.TextClause).
 _SQLALCHEMY_BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)", re.UNICODE)
@@ -61,16 +61,16 @@ def find_placeholders(sql: str) -> Placeholders:
             i = end
             continue  # a comment: not significant
         elif c == "/" and nxt == "*":
-            end = _block_comment_end(sql, i)
+            end = block_comment_end(sql, i)
             literal(end)
             i = end
             continue
         elif c in "eE" and nxt == "'" and (i == 0 or not _is_word(sql[i - 1])):
-            end = _quoted_end(sql, i + 1, "'", backslash=True)
+            end = quoted_end(sql, i + 1, "'", backslash=True)
             literal(end)
             i = end
         elif c in "'\"":
-            end = _quoted_end(sql, i, c, backslash=False)
+            end = quoted_end(sql, i, c, backslash=False)
             literal(end)
             i = end
         elif c == "$" and (i == 0 or not _is_word(sql[i - 1])):
@@ -120,7 +120,7 @@ def _is_word(c: str) -> bool:
     return c.isalnum() or c == "_"
 
 
-def _quoted_end(sql: str, start: int, quote: str, *, backslash: bool) -> int:
+def quoted_end(sql: str, start: int, quote: str, *, backslash: bool) -> int:
     """The index after the quote closing the string opened at ``start``."""
     i = start + 1
     while i < len(sql):
@@ -137,7 +137,7 @@ def _quoted_end(sql: str, start: int, quote: str, *, backslash: bool) -> int:
     return len(sql)
 
 
-def _block_comment_end(sql: str, start: int) -> int:
+def block_comment_end(sql: str, start: int) -> int:
     """PostgreSQL block comments nest."""
     depth, i = 0, start
     while i < len(sql):

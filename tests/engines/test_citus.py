@@ -287,6 +287,19 @@ async def test_stream_df_walks_a_distributed_table_in_chunks(citus: CitusSchema)
     assert keys == list(range(1, ORDERS + 1))
 
 
+async def test_a_parallel_read_of_a_distributed_table_is_one_stream_saying_why(
+    citus: CitusSchema, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coordinator's snapshot does not reach the workers: no split could be one moment."""
+    from toolkit.frames import _parallel
+
+    monkeypatch.setattr(_parallel, "_said", set())
+    sql = "SELECT * FROM orders ORDER BY o_orderkey"
+    with pytest.warns(tk.ToolkitWarning, match="Citus coordinator"):
+        frame = await tk.df(sql, database=citus.db, parallel=2, partition_on="o_orderkey")
+    pd.testing.assert_frame_equal(frame, await tk.df(sql, database=citus.db))
+
+
 async def test_keyset_walks_a_distributed_table_on_its_composite_key(
     citus: CitusSchema,
 ) -> None:

@@ -126,6 +126,19 @@ async def test_twenty_concurrent_dfs_behind_pgbouncer(pooled: Database) -> None:
     assert [len(f) for f in frames] == [50 - m for m in range(20)]
 
 
+async def test_a_parallel_read_behind_pgbouncer_is_one_stream_saying_why(
+    pooled: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exported snapshot lives in one server connection, which the pooler may hand to
+    another client between transactions: the read is one stream, and it says so."""
+    from toolkit.frames import _parallel
+
+    monkeypatch.setattr(_parallel, "_said", set())
+    with pytest.warns(tk.ToolkitWarning, match="transaction-mode pooler"):
+        frame = await tk.df("SELECT id, email FROM users", database=pooled, parallel=2)
+    assert len(frame) == USERS
+
+
 async def _server_settings(pgbouncer: PgBouncer, url: URL, *names: str) -> list[tuple[str, ...]]:
     """``names``' values on each of PgBouncer's server connections: as many clients as it
     has server connections, each holding one in a transaction, ask at once."""

@@ -103,6 +103,26 @@ async def test_stream_df_over_copy_and_over_a_cursor(standby_db: tk.Database) ->
     assert sum(cursor) == DEMO["users"] * DEMO["posts_per_user"]
 
 
+async def test_a_parallel_read_shares_the_standbys_snapshot(
+    standby_db: tk.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot exported on a standby is imported by the standby's other connections."""
+    from toolkit.frames import _copy_out
+
+    parts: list[Any] = []
+    original = _copy_out.copy_part
+
+    async def spy(raw: Any, *args: Any, **kwargs: Any) -> Any:
+        parts.append(raw)
+        return await original(raw, *args, **kwargs)
+
+    monkeypatch.setattr(_copy_out, "copy_part", spy)
+    query = "SELECT id, title, author_id FROM posts ORDER BY author_id, id"
+    parallel = await tk.df(query, database=standby_db, parallel=2, partition_on="author_id")
+    assert len({id(raw) for raw in parts}) == 2
+    pd.testing.assert_frame_equal(parallel, await tk.df(query, database=standby_db))
+
+
 async def test_paginate_and_keyset(standby_db: tk.Database) -> None:
     page = await tk.paginate(select(Post).order_by(Post.id), page=2, size=30, database=standby_db)
     assert page.total == DEMO["users"] * DEMO["posts_per_user"]

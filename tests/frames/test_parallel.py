@@ -427,3 +427,16 @@ async def test_the_frame_is_one_moment_while_rows_are_being_written(
         await writer
         await tk.execute(f"DROP TABLE {name}", database=db)
     assert len({id(raw) for raw in parts}) == 3
+
+
+async def test_to_parquet_writes_a_parallel_read(
+    db: Database, table: str, tmp_path: Any, no_warnings: None
+) -> None:
+    path = tmp_path / "parts.parquet"
+    rows = await tk.to_parquet(
+        f"SELECT id, label, day FROM {table}", path, database=db, parallel=2, chunk_size=4_000
+    )
+    assert rows == ROWS
+    written = pd.read_parquet(path).astype({"id": "Int32", "label": "string"})
+    single = await tk.df(f"SELECT id, label, day FROM {table}", database=db)
+    pd.testing.assert_frame_equal(by_id(written), by_id(single), check_dtype=False)

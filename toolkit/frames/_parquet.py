@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
 from toolkit.database import Database
+from toolkit.frames._parallel import Parallel
 from toolkit.frames._read import df, stream_df
 from toolkit.frames._types import DtypeBackend
 from toolkit.runtime import interruptible
@@ -43,6 +44,8 @@ async def to_parquet(
     database: Database | None = None,
     dtype_backend: DtypeBackend = "numpy_nullable",
     progress: bool | None = None,
+    parallel: Parallel = None,
+    partition_on: str | None = None,
 ) -> int:
     """Write the result of ``query`` to the Parquet file ``path``; returns the row count.
 
@@ -52,6 +55,8 @@ async def to_parquet(
     later value with more decimal places is refused, naming the column (give it a
     scale in the query, e.g. ``amount::numeric(20, 6)``). An empty result writes a file
     with the columns and no rows (the query runs a second time to learn them).
+    ``parallel`` and ``partition_on`` read over several connections (``tk.df``); the
+    row groups then come in the order the connections deliver them.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
@@ -70,6 +75,8 @@ async def to_parquet(
                 database=database,
                 dtype_backend=dtype_backend,
                 progress=progress,
+                parallel=parallel,
+                partition_on=partition_on,
             ),
         )
         async with contextlib.aclosing(chunks):

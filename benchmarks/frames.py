@@ -34,6 +34,7 @@ from _harness import (
     bench_model,
     build_table,
     closing,
+    connectorx_url,
     fmt_s,
     installed_approaches,
     libpq_dsn,
@@ -145,23 +146,6 @@ async def _table_ok(conn: Any) -> bool:
 # URLs for each client (the rest: _harness) --------------------------------------------
 
 
-def _connectorx_url(url: str) -> str:
-    """connectorx reaches a unix socket only with the socket directory percent-encoded as host."""
-    from urllib.parse import quote, urlencode
-
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    query = dict(parsed.query)
-    host = parsed.host or query.pop("host", None) or "localhost"
-    port = parsed.port or query.pop("port", None) or 5432
-    auth = quote(parsed.username or "", safe="")
-    if parsed.password is not None:
-        auth += ":" + quote(str(parsed.password), safe="")
-    extra = "?" + urlencode(query, doseq=True) if query else ""
-    return f"postgresql://{auth}@{quote(str(host), safe='')}:{port}/{parsed.database}{extra}"
-
-
 # Approaches (each: async set-up -> async run() returning a DataFrame) ---------------
 
 
@@ -245,7 +229,7 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Run, Close]:
     if name == "connectorx":
         import connectorx as cx
 
-        cx_url = _connectorx_url(url)
+        cx_url = connectorx_url(url)
 
         async def run_cx() -> Any:
             return cx.read_sql(cx_url, literal_sql)

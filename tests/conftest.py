@@ -126,3 +126,18 @@ def spy_on_copy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
     monkeypatch.setattr(_copy_out, "via_copy", spy)
     return used
+
+
+def spy_on_parts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record the connection each part of a parallel read runs on, in the order they run."""
+    ran: list[Any] = []
+    from toolkit.frames import _copy_out
+
+    original = _copy_out.copy_part
+
+    async def spy(raw: Any, *args: Any, **kwargs: Any) -> Any:
+        ran.append(raw)
+        return await original(raw, *args, **kwargs)
+
+    monkeypatch.setattr(_copy_out, "copy_part", spy)
+    return ran

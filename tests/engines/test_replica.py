@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 import toolkit as tk
-from tests.conftest import spy_on_copy
+from tests.conftest import spy_on_copy, spy_on_parts
 from tests.engines.replica_fixtures import DEMO, Cluster, Replica, replica, start_standby
 from toolkit.errors import sqlstate_of
 from toolkit.models import Post, Tag, User
@@ -107,16 +107,7 @@ async def test_a_parallel_read_shares_the_standbys_snapshot(
     standby_db: tk.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A snapshot exported on a standby is imported by the standby's other connections."""
-    from toolkit.frames import _copy_out
-
-    parts: list[Any] = []
-    original = _copy_out.copy_part
-
-    async def spy(raw: Any, *args: Any, **kwargs: Any) -> Any:
-        parts.append(raw)
-        return await original(raw, *args, **kwargs)
-
-    monkeypatch.setattr(_copy_out, "copy_part", spy)
+    parts = spy_on_parts(monkeypatch)
     query = "SELECT id, title, author_id FROM posts ORDER BY author_id, id"
     parallel = await tk.df(query, database=standby_db, parallel=2, partition_on="author_id")
     assert len({id(raw) for raw in parts}) == 2

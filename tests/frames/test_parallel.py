@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy.engine import URL
 
 import toolkit as tk
+from tests.conftest import spy_on_parts
 from toolkit.database import Database
 from toolkit.errors import DatabaseError, ToolkitError, ToolkitWarning
-from toolkit.frames import _copy_out, _parallel, _split
+from toolkit.frames import _parallel, _split
 
 ROWS = 40_000
 
@@ -31,15 +32,7 @@ def fresh_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def parts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The connection each part of a parallel read ran on, in the order they ran."""
-    ran: list[Any] = []
-    original = _copy_out.copy_part
-
-    async def spy(raw: Any, *args: Any, **kwargs: Any) -> Any:
-        ran.append(raw)
-        return await original(raw, *args, **kwargs)
-
-    monkeypatch.setattr(_copy_out, "copy_part", spy)
-    return ran
+    return spy_on_parts(monkeypatch)
 
 
 @pytest.fixture

@@ -59,7 +59,8 @@ _said: set[str] = set()
 
 
 def check_parallel(parallel: Parallel, partition_on: str | None, database: Database | None) -> None:
-    """Refuse a ``parallel=`` or ``partition_on=`` that cannot mean anything."""
+    """Refuse a ``parallel=`` or ``partition_on=`` that cannot mean anything (more
+    connections than the pool holds: checked again once the database is known)."""
     if partition_on is not None and parallel in (None, 1):
         raise ValueError("partition_on= splits a parallel read: pass parallel=N (or 'auto') too")
     if parallel is None or parallel == "auto":
@@ -190,6 +191,7 @@ async def _shared_snapshot(
     """The lead connection in a ``REPEATABLE READ`` snapshot, the query's columns, its
     split, and how to open each other connection in the same snapshot; None when it is
     read in one stream."""
+    check_parallel(parallel, partition_on, database)
     if not plannable(sql):
         yield None
         return

@@ -220,7 +220,7 @@ def _relation_scans(top: dict[str, Any]) -> tuple[list[dict[str, Any]], str | No
             "InitPlan",
             "SubPlan",
         ):
-            return scans, f"its plan has a {kind}"
+            return scans, f"{kind} in its plan"
         if "Relation Name" in node:
             scans.append(node)
     return scans, None

@@ -276,12 +276,24 @@ async def test_auto_reads_a_small_result_in_one_stream_without_a_word(
 async def test_auto_splits_a_result_the_estimate_finds_large(
     db: Database, table: str, parts: list[Any], monkeypatch: pytest.MonkeyPatch, no_warnings: None
 ) -> None:
+    """One connection per AUTO_ROWS_PER_STREAM estimated rows (4 here), at most one per
+    CPU - of half the CPUs, as the server shares this machine (3 of 6)."""
     monkeypatch.setattr(_parallel, "AUTO_MIN_ROWS", ROWS // 2)
     monkeypatch.setattr(_parallel, "AUTO_ROWS_PER_STREAM", ROWS // 4)
-    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 6)
     frame = await tk.df(f"SELECT * FROM {table}", database=db, parallel="auto")
     assert len(frame) == ROWS
-    assert len({id(raw) for raw in parts}) == 3  # min(4 estimated, 3 CPUs, ...)
+    assert len({id(raw) for raw in parts}) == 3
+
+
+async def test_auto_on_two_cores_shared_with_the_server_reads_in_one_stream(
+    db: Database, table: str, parts: list[Any], monkeypatch: pytest.MonkeyPatch, no_warnings: None
+) -> None:
+    monkeypatch.setattr(_parallel, "AUTO_MIN_ROWS", ROWS // 2)
+    monkeypatch.setattr(_parallel.os, "cpu_count", lambda: 2)
+    frame = await tk.df(f"SELECT * FROM {table}", database=db, parallel="auto")
+    assert len(frame) == ROWS
+    assert parts == []
 
 
 @pytest.mark.parametrize(

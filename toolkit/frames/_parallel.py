@@ -267,20 +267,24 @@ async def _plan(
 
 async def _auto_streams(lead: Any, sql: str, args: Sequence[Any], database: Database) -> int:
     """As many connections as the estimate, the server and the pool allow, at most
-    ``AUTO_MAX_STREAMS`` and the client's CPUs (each connection's text is parsed here)."""
+    ``AUTO_MAX_STREAMS`` and the client's CPUs (each connection's text is parsed here) -
+    half of them when the server runs on this machine too (its processes writing the
+    COPY streams take the other half)."""
     rows = (await estimate(lead, sql, args))[0]
-    workers, free = await lead.fetchrow(
+    workers, free, local = await lead.fetchrow(
         "SELECT current_setting('max_parallel_workers')::int, "
         "current_setting('max_connections')::int "
         "- current_setting('superuser_reserved_connections')::int "
-        "- (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+        "- (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), "
+        "coalesce(host(inet_server_addr()) IN ('127.0.0.1', '::1'), true)"  # NULL: a socket
     )
+    cpus = os.cpu_count() or 1
     return int(
         max(
             1,
             min(
                 AUTO_MAX_STREAMS,
-                os.cpu_count() or 1,
+                cpus // 2 if local else cpus,
                 max(workers, 1),
                 free // 2 + 1,  # this connection, and half of those still free
                 math.ceil(rows / AUTO_ROWS_PER_STREAM),

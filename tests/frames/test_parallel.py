@@ -189,6 +189,15 @@ async def test_an_order_by_a_block_split_cannot_keep_reads_in_one_stream(
         await tk.df(query, database=db, parallel=2, partition_on="id")
 
 
+async def test_a_limit_is_not_split_on_a_column(db: Database, table: str, parts: list[Any]) -> None:
+    """Each part would run the LIMIT again, and may pick other rows each time."""
+    query = f"SELECT * FROM {table} LIMIT 30000"
+    with pytest.warns(ToolkitWarning, match="LIMIT"):
+        frame = await tk.df(query, database=db, parallel=2, partition_on="id")
+    assert len(frame) == 30_000
+    assert parts == []
+
+
 async def test_a_table_named_with_its_schema_cannot_be_narrowed(
     db: Database, table: str, parts: list[Any]
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.sql import OrderKey, order_keys
+from toolkit.sql import OrderKey, limits, order_keys
 
 
 def test_a_query_without_order_by_has_no_keys() -> None:
@@ -74,3 +74,18 @@ def test_a_key_names_a_column_as_postgresql_folds_names(
     expression: str, column: str, names: bool
 ) -> None:
     assert OrderKey(expression, False, False).names(column) is names
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT * FROM t ORDER BY a LIMIT 5", True),
+        ("SELECT * FROM t OFFSET 5", True),
+        ("SELECT * FROM t FETCH FIRST 3 ROWS ONLY", True),
+        ("SELECT * FROM (SELECT * FROM t LIMIT 5) s", False),
+        ("SELECT 'limit 5' FROM t", False),
+        ("SELECT * FROM t", False),
+    ],
+)
+def test_limits_says_whether_the_statements_own_limit_picks_rows(sql: str, expected: bool) -> None:
+    assert limits(sql) is expected

@@ -22,7 +22,7 @@ from typing import Any
 
 from toolkit import errors
 from toolkit.frames._types import Column, columns_from_attributes
-from toolkit.sql import order_keys, quote_always
+from toolkit.sql import limits, order_keys, quote_always
 
 __all__ = ["Part", "Split", "split_by_blocks", "split_on_column"]
 
@@ -118,8 +118,9 @@ async def split_by_blocks(
     if not await _narrowed(raw, parts[0], args, columns, schema, table):
         return Split(
             reason=f"the query's reference to {schema}.{table} could not be narrowed to a "
-            "block range (name the table without its schema, with the schema on the "
-            "search_path) - or pass partition_on= naming a column"
+            "block range (a view, or a table named with its schema: name the table itself, "
+            "without its schema, which must be on the search_path) - or pass partition_on= "
+            "naming a column"
         )
     return Split(parts)
 
@@ -157,6 +158,11 @@ async def split_on_column(
         raise errors.ToolkitError(
             f"partition_on={column!r} is a {matches[0].pg_type} column; a split takes an "
             "integer, date or timestamp column - name one of those"
+        )
+    if limits(sql):
+        return Split(
+            reason="its LIMIT (or OFFSET, FETCH) would run again in every part, which may "
+            "pick other rows each time - read it in one stream, or split the query under it"
         )
     keys = order_keys(sql)
     position = str(columns.index(matches[0]) + 1)

@@ -5,7 +5,8 @@
 * ``statement`` / ``compile_statement`` / ``sql_and_args`` / ``sql_text`` - a ``Select``
   or ``:named`` text with its parameters, compiled to ``$n`` SQL and bind values;
 * ``find_placeholders`` - the ``:name`` scanner that knows quotes and comments;
-* ``order_keys`` - a statement's own ORDER BY, read from its text by the same rules;
+* ``order_keys`` / ``limits`` - a statement's own ORDER BY and LIMIT, read from its text
+  by the same rules;
 * ``plannable`` / ``reads_only`` / ``command_count`` / ``prepare`` - what a statement is
   and what it returned.
 
@@ -22,7 +23,7 @@ from toolkit.sql._identifiers import (
     quote_like_postgres,
     table_name,
 )
-from toolkit.sql._order import OrderKey, order_keys
+from toolkit.sql._order import OrderKey, limits, order_keys
 from toolkit.sql._placeholders import Placeholders, find_placeholders
 from toolkit.sql._statements import (
     Query,
@@ -46,6 +47,7 @@ __all__ = [
     "compile_statement",
     "dialect",
     "find_placeholders",
+    "limits",
     "order_keys",
     "plannable",
     "prepare",

@@ -1,4 +1,4 @@
-"""A statement's top-level ORDER BY, read from its text.
+"""A statement's top-level ORDER BY, and whether a LIMIT picks its rows, read from its text.
 
 A parallel read returns rows in the query's order only when its split can keep that
 order, so it must know the order asked for - and the plan cannot tell (an index scan
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from toolkit.sql._placeholders import block_comment_end, quoted_end
 
-__all__ = ["OrderKey", "order_keys"]
+__all__ = ["OrderKey", "limits", "order_keys"]
 
 _WORD = re.compile(r"[^\W\d]\w*|\d+", re.UNICODE)
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$", re.UNICODE)
@@ -50,6 +50,12 @@ def order_keys(sql: str) -> tuple[OrderKey, ...]:
     )
     body = sql[tokens[start - 1][2] : end]  # from the end of BY
     return tuple(_key(item) for item in _split_commas(body) if item.strip())
+
+
+def limits(sql: str) -> bool:
+    """Whether ``sql``'s own LIMIT, OFFSET or FETCH picks which rows it returns (run twice,
+    it may pick others, unless an ORDER BY of unique keys decides)."""
+    return any(word in ("limit", "offset", "fetch") for word, _, _ in _top_level_tokens(sql))
 
 
 def _key(item: str) -> OrderKey:

@@ -1,13 +1,16 @@
 """``bulk_insert``: binary COPY of Python rows, falling back to the checked text COPY
-(the one DataFrame writer) where asyncpg's binary encoders would change a value."""
+(the one DataFrame writer) where asyncpg's binary encoders would change a value; a
+DataFrame, and Arrow input streamed a batch at a time, go by that writer."""
 
 from __future__ import annotations
 
 import decimal
+import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import pandas as pd
+import pyarrow as pa
 from asyncpg import PostgresError
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,21 +35,25 @@ __all__ = ["bulk_insert"]
 @interruptible
 async def bulk_insert(
     target: Target | str,
-    rows: Rows | Sequence[Sequence[Any]],
+    rows: Rows | Sequence[Sequence[Any]] | str | os.PathLike[str] | pa.RecordBatchReader | pa.Table,
     *,
     columns: Sequence[str] | None = None,
     returning: bool = False,
+    batch_size: int = 100_000,
     session: AsyncSession | None = None,
     database: Database | None = None,
     progress: bool | None = None,
 ) -> int | list[Any]:
     """Insert ``rows`` with COPY; returns the row count, or the new primary keys.
 
-    ``rows``: mappings, tuples (with ``columns``), or a DataFrame. Columns missing from
+    ``rows``: mappings, tuples (with ``columns``), a DataFrame, or Arrow input streamed
+    ``batch_size`` rows at a time, never whole in memory: a Parquet file (or a directory
+    of them), a ``pyarrow.RecordBatchReader`` or a ``pyarrow.Table``. Columns missing from
     the rows get their Python-side defaults (``default=``) here and their server defaults
     from PostgreSQL. ``returning=True`` reserves ids from the table's sequence first, so
-    the keys come back in the order of the rows. A DataFrame value its column cannot hold
-    exactly is refused, naming column, row and type (the README's "Bulk operations").
+    the keys come back in the order of the rows. A DataFrame or Arrow value its column
+    cannot hold exactly is refused, naming column, row (its position in the whole input)
+    and type (the README's "Bulk operations").
     """
     table = target_table(target) if not isinstance(target, str) else None
     name, schema = (table.name, table.schema) if table is not None else split_name(str(target))
@@ -54,12 +61,13 @@ async def bulk_insert(
     if schema is not None:
         checked(schema, "schema name")
     target_sql = table_name(table) if table is not None else qualified(name, schema)
-    rows = as_text_if_infinite(table, rows, columns)
+    if _python_rows(rows):
+        rows = as_text_if_infinite(table, rows, columns)
     with errors.translated():
         async with driver_connection(
             session, database, write=True, refuse_on_standby="bulk_insert"
         ) as raw:
-            if not isinstance(rows, pd.DataFrame):
+            if _python_rows(rows):
                 try:
                     async with raw.transaction():
                         records = records_of(table, rows, columns)
@@ -67,13 +75,29 @@ async def bulk_insert(
                         return await _copy_records(raw, table, where, records, returning, progress)
                 except _TextInstead:  # rolled back; nothing was written
                     rows = object_frame(rows, columns)
+            ids: list[Any] = []
+
+            async def prepare(frame: pd.DataFrame) -> pd.DataFrame:
+                """Each frame (a batch of Arrow input) with the Python-side defaults and,
+                for ``returning``, keys reserved for its rows."""
+                frame = with_frame_defaults(table, frame)
+                reserved = await reserve_ids(raw, table, list(frame.columns), len(frame), returning)
+                if reserved is not None:
+                    frame[key_column(table).name] = reserved
+                    ids.extend(reserved)
+                return frame
+
             async with raw.transaction():  # CSV text checked against the column types
-                frame = with_frame_defaults(table, rows)
-                ids = await reserve_ids(raw, table, list(frame.columns), len(frame), returning)
-                if ids is not None:
-                    frame[key_column(table).name] = ids
-                written = await copy_frame(raw, frame, target_sql, name, schema)
-                return ids if ids is not None else written
+                written = await copy_frame(
+                    raw, rows, target_sql, name, schema, prepare=prepare, batch_size=batch_size
+                )
+                return ids if returning else written
+
+
+def _python_rows(rows: object) -> TypeGuard[Sequence[Any]]:
+    """Rows as Python objects (a list or tuple of mappings or tuples), for the binary COPY;
+    not a DataFrame or Arrow input (a Parquet path may be a ``str``), for the writer."""
+    return isinstance(rows, Sequence) and not isinstance(rows, str)
 
 
 class _TextInstead(Exception):

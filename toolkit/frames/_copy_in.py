@@ -1,6 +1,7 @@
 """DataFrames into PostgreSQL with ``COPY FROM STDIN``: the target's column types from the
-catalog, the types of a new table, and one CSV COPY whose refused values come back naming
-the column, the row and the type.
+catalog, the types of a new table, and one CSV COPY per frame whose refused values come
+back naming the column, the row and the type - a frame, or a stream of them (the batches
+of Arrow input, ``_arrow_in``) counted as one input.
 
 ``to_table``, ``bulk_insert`` and ``upsert`` all write a DataFrame through here (and its
 values through ``values_in``), so a value is written - or refused - the same way by all
@@ -9,12 +10,13 @@ three.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import io
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ import pyarrow.csv as pcsv
 from asyncpg import PostgresError
 
 from toolkit import errors
+from toolkit.frames._arrow_in import BATCH_ROWS, ArrowSource, arrow_input, nested
 from toolkit.frames._copy_out import session_settings, set_local
 from toolkit.frames._values_in import Target, arrow_for_copy, is_missing, row_text
 from toolkit.sql import checked
@@ -118,6 +121,8 @@ def _arrow_declared(kind: pa.DataType) -> str | None:
             return pg_type
     if pa.types.is_timestamp(kind):
         return "timestamptz" if kind.tz else "timestamp"
+    if nested(kind):
+        return "jsonb"  # as a column of Python lists and dicts is
     return None
 
 
@@ -170,20 +175,76 @@ def _declared_objects(series: pd.Series, name: str) -> str:
 # COPY -------------------------------------------------------------------------------
 
 
+Prepare = Callable[[pd.DataFrame], Awaitable[pd.DataFrame]]
+"""A step run on each frame before its values are checked (``bulk_insert``'s defaults and
+reserved keys)."""
+
+
 async def copy_frame(
-    raw: Any, frame: pd.DataFrame, target: str, table: str, schema: str | None
+    raw: Any,
+    frame: pd.DataFrame | ArrowSource,
+    target: str,
+    table: str,
+    schema: str | None,
+    *,
+    prepare: Prepare | None = None,
+    batch_size: int = BATCH_ROWS,
 ) -> int:
     """Write ``frame`` into the existing table ``target`` (quoted, maybe qualified): the
-    one DataFrame writer, behind ``to_table`` and ``bulk_insert(DataFrame)``.
+    one writer behind ``to_table`` and ``bulk_insert`` of a DataFrame or of Arrow input (a
+    Parquet path, a ``RecordBatchReader``, a ``Table``: ``_arrow_in``), which goes a batch
+    of ``batch_size`` rows at a time. Returns the number of rows.
 
     Every value is checked against the table's real column types (nanoseconds, time
     zones, JSON...) and a value its column cannot hold exactly is refused by column, row
-    and type before the COPY; the caller's transaction makes it all or nothing.
+    and type before its COPY; the caller's transaction makes it all or nothing.
     """
+    if isinstance(frame, pd.DataFrame):
+        return await copy_frames(raw, _one(frame), target, table, schema, prepare=prepare)
+    with arrow_input(frame, batch_size) as source:
+        return await copy_frames(raw, source.frames(), target, table, schema, prepare=prepare)
+
+
+async def _one(frame: pd.DataFrame) -> AsyncGenerator[pd.DataFrame, None]:
+    yield frame
+
+
+async def copy_frames(
+    raw: Any,
+    frames: AsyncGenerator[pd.DataFrame, None],
+    target: str,
+    table: str,
+    schema: str | None,
+    *,
+    prepare: Prepare | None = None,
+) -> int:
+    """Write each of ``frames`` with its own COPY, one frame in memory at a time (the next
+    is asked for once the last is in); a refusal names the row by its position in all
+    of them. Returns the number of rows."""
     targets = await target_types(raw, target)
-    arrow = arrow_for_copy(frame, targets)
-    await copy_arrow(raw, arrow, table, schema, index=frame.index, targets=targets)
-    return int(arrow.num_rows)
+    written = 0
+    async with contextlib.aclosing(frames), _pinned_settings(raw):
+        async for given in frames:
+            frame = given if prepare is None else await prepare(given)
+            _refuse_unknown(frame, targets, table)
+            arrow = arrow_for_copy(frame, targets, first=written)
+            await _copy_csv(raw, arrow, table, schema, frame.index, targets, written)
+            written += arrow.num_rows
+    return written
+
+
+def _refuse_unknown(frame: pd.DataFrame, targets: Mapping[str, Target], table: str) -> None:
+    """A column the table lacks, refused with the table's columns and the fix before a
+    row is sent."""
+    names = [checked(str(c), "column name") for c in frame.columns]  # a bad name: that first
+    unknown = [n for n in names if n not in targets]
+    if unknown:
+        raise errors.UndefinedColumn(
+            f"table {table!r} has no column {unknown[0]!r} (its columns: "
+            f"{', '.join(targets)}) - add it to the table (ALTER TABLE ... ADD COLUMN) or "
+            "leave it out of the input",
+            sqlstate="42703",
+        )
 
 
 async def copy_arrow(
@@ -201,6 +262,20 @@ async def copy_arrow(
     its duration (``_COPY_IN_SETTINGS``). A value the server refuses raises the
     toolkit's error for its SQLSTATE, naming the column, the row (its position in
     ``index``) and the type."""
+    async with _pinned_settings(raw):
+        await _copy_csv(raw, arrow, table, schema, index, targets or {}, 0)
+
+
+async def _copy_csv(
+    raw: Any,
+    arrow: pa.Table,
+    table: str,
+    schema: str | None,
+    index: pd.Index | None,
+    targets: Mapping[str, Target],
+    first: int,
+) -> None:
+    """One COPY of ``arrow`` as CSV (its first row is row ``first`` of the input)."""
     options = pcsv.WriteOptions(include_header=False, quoting_style="needed")
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -214,14 +289,20 @@ async def copy_arrow(
     checked(table, "table name")
     if schema is not None:
         checked(schema, "schema name")
-    saved = await session_settings(raw, _COPY_IN_SETTINGS)
-    await set_local(raw, _COPY_IN_SETTINGS)
     try:
         await raw.copy_to_table(
             table, source=chunks(), columns=columns, schema_name=schema, format="csv"
         )
     except PostgresError as exc:
-        raise located(exc, index, targets or {}) from None
+        raise located(exc, index, targets, first) from None
+
+
+@contextlib.asynccontextmanager
+async def _pinned_settings(raw: Any) -> AsyncIterator[None]:
+    """``_COPY_IN_SETTINGS`` for the COPYs inside, the session's own put back after."""
+    saved = await session_settings(raw, _COPY_IN_SETTINGS)
+    await set_local(raw, _COPY_IN_SETTINGS)
+    yield
     # Restored only on success: a failed COPY aborts the transaction, whose rollback
     # reverts this transaction-local setting (restoring it then would fail, and hide
     # the COPY's own error behind "current transaction is aborted").
@@ -243,8 +324,8 @@ def located(
 ) -> errors.ToolkitError:
     """The toolkit error for a COPY's ``exc`` (its class by SQLSTATE), prefixed with the
     column, row and type the server's context names (the COPY's first row is row
-    ``first``); as it is when the context says none (another server language: the
-    server's context is kept in the message)."""
+    ``first`` of the input, ``index``'s first row); as it is when the context says none
+    (another server language: the server's context is kept in the message)."""
     fault = errors.fault_of(exc)  # a time limit or a lost connection is not about a row
     if fault is not None:
         return fault
@@ -259,9 +340,9 @@ def located(
         where = f" ({context[0]})" if context else ""
         located = type(mapped)(f"{mapped}{where}", sqlstate=code)
     else:
-        position = first + int(match.group(1)) - 1
+        position = int(match.group(1)) - 1
         column = match.group(2)
-        row = row_text(position, index) if index is not None else f"row {position}"
+        row = row_text(position, index, first) if index is not None else f"row {first + position}"
         target = targets.get(column) if column else None
         prefix = f"column {column!r}, {row}" if column else row
         into = f" into {target.declared}" if target is not None else ""

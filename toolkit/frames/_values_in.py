@@ -61,20 +61,28 @@ class Target:
 # Refusals ---------------------------------------------------------------------------
 
 
+_RowText = Callable[[int], str]
+"""A row's position in the frame -> its text in a refusal (``row_text`` of the frame)."""
+
+
 def _refused(
-    column: str, position: int, index: pd.Index, target: Target | None, why: str, fix: str
+    column: str, position: int, row: _RowText, target: Target | None, why: str, fix: str
 ) -> errors.ToolkitError:
     """The error for a value that cannot be written: column, row and type, then the fix."""
     into = f" into {target.declared}" if target is not None else ""
     return errors.ToolkitError(
-        f"column {column!r}, {row_text(position, index)}{into}: {why} - {fix}; nothing was written"
+        f"column {column!r}, {row(position)}{into}: {why} - {fix}; nothing was written"
     )
 
 
-def row_text(position: int, index: pd.Index) -> str:
-    label = index[position] if 0 <= position < len(index) else position
+def row_text(position: int, index: pd.Index, first: int = 0) -> str:
+    """``row 7``, or ``row 7 (index 'x')`` where the row's label differs: ``position`` is
+    the row's place in ``index``, ``first`` the place of ``index``'s first row in the whole
+    input (a streamed batch's), so the number is the row's position in the whole input."""
+    at = first + position
+    label = index[position] if 0 <= position < len(index) else at
     label = label.item() if isinstance(label, np.generic) else label
-    return f"row {position}" if label == position else f"row {position} (index {label!r})"
+    return f"row {at}" if label == at else f"row {at} (index {label!r})"
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -85,24 +93,32 @@ def _first(mask: np.ndarray) -> int | None:
 # DataFrame -> CSV-ready Arrow -------------------------------------------------------
 
 
-def arrow_for_copy(frame: pd.DataFrame, targets: Mapping[str, Target]) -> pa.Table:
+def arrow_for_copy(
+    frame: pd.DataFrame, targets: Mapping[str, Target], *, first: int = 0
+) -> pa.Table:
     """The frame as Arrow columns whose CSV text the ``targets`` columns read back exactly.
 
     Refuses (ToolkitError naming column, row and type) a value that would be changed:
     a datetime or timedelta finer than a microsecond, an aware datetime into ``timestamp``
     or ``date``, a time of day into ``date``, bytes outside ``bytea``, a dict or list
-    outside json/jsonb and arrays. A ``str`` into json/jsonb is a JSON string.
+    outside json/jsonb and arrays. A ``str`` into json/jsonb is a JSON string. ``first``:
+    the frame's first row's position in the whole input (a batch of a stream), which a
+    refusal counts from.
     """
     names = [str(c) for c in frame.columns]
     arrays = []
+
+    def row(position: int) -> str:
+        return row_text(position, frame.index, first)
+
     for i, name in enumerate(names):
-        array = _column(frame.iloc[:, i], name, targets.get(name), frame.index)
-        _refuse_nul(array, name, targets.get(name), frame.index)
+        array = _column(frame.iloc[:, i], name, targets.get(name), row)
+        _refuse_nul(array, name, targets.get(name), row)
         arrays.append(array)
     return pa.table(arrays, names=names)
 
 
-def _refuse_nul(array: pa.Array, name: str, target: Target | None, index: pd.Index) -> None:
+def _refuse_nul(array: pa.Array, name: str, target: Target | None, row: _RowText) -> None:
     """Text holding NUL, which PostgreSQL cannot store: the server's own error names
     only the line, so the column is found here."""
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
@@ -112,24 +128,24 @@ def _refuse_nul(array: pa.Array, name: str, target: Target | None, index: pd.Ind
     if at is not None:
         into = f" into {target.declared}" if target is not None else ""
         raise errors.InvalidCharacter(
-            f"column {name!r}, {row_text(at, index)}{into}: the text holds a NUL character "
+            f"column {name!r}, {row(at)}{into}: the text holds a NUL character "
             "(\\x00), which PostgreSQL cannot store - remove it (e.g. "
             "s.str.replace('\\x00', '')) or store such values as bytea; nothing was written",
             sqlstate="22021",
         )
 
 
-def _column(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
+def _column(series: pd.Series, name: str, target: Target | None, row: _RowText) -> pa.Array:
     dtype = series.dtype
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
-        return _datetimes(series, name, target, index)
+        return _datetimes(series, name, target, row)
     if pd.api.types.is_timedelta64_dtype(dtype):
-        return _timedeltas(series, name, target, index)
+        return _timedeltas(series, name, target, row)
     native = _native(series)
     if native is None or (target is not None and (target.json or target.array)):
         if native is not None and target is not None and target.json and _json_as_is(native):
             return native  # numbers and booleans: their CSV text is their JSON text
-        return _objects(series, name, target, index)
+        return _objects(series, name, target, row)
     return native
 
 
@@ -137,7 +153,7 @@ def _native(series: pd.Series) -> pa.Array | None:
     """The column as an Arrow array Arrow's CSV writer renders exactly, or None."""
     dtype = series.dtype
     if pd.api.types.is_object_dtype(dtype) or (
-        isinstance(dtype, pd.ArrowDtype) and not _csv_writable(dtype.pyarrow_dtype)
+        isinstance(dtype, pd.ArrowDtype) and not csv_writable(dtype.pyarrow_dtype)
     ):
         return None
     try:
@@ -148,12 +164,13 @@ def _native(series: pd.Series) -> pa.Array | None:
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
-    return array if _csv_writable(array.type) else None
+    return array if csv_writable(array.type) else None
 
 
-def _csv_writable(kind: pa.DataType) -> bool:
+def csv_writable(kind: pa.DataType) -> bool:
+    """Whether Arrow's CSV writer renders ``kind``'s values as their columns read them."""
     if pa.types.is_dictionary(kind):
-        return _csv_writable(kind.value_type)
+        return csv_writable(kind.value_type)
     return bool(
         pa.types.is_integer(kind)
         or pa.types.is_floating(kind)
@@ -171,7 +188,7 @@ def _json_as_is(array: pa.Array) -> bool:
     return bool(pa.types.is_integer(array.type) or pa.types.is_boolean(array.type))
 
 
-def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
+def _datetimes(series: pd.Series, name: str, target: Target | None, row: _RowText) -> pa.Array:
     aware = isinstance(series.dtype, pd.DatetimeTZDtype)
     base = target.base if target is not None else None
     if aware and base in ("timestamp", "date"):
@@ -180,21 +197,21 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
             raise _refused(
                 name,
                 at,
-                index,
+                row,
                 target,
                 f"{series.iloc[at]} carries a time zone, which {base} does not hold",
                 "use a timestamptz column, or choose the wall clock yourself: "
                 ".dt.tz_convert('UTC').dt.tz_localize(None)",
             )
     naive = series.dt.tz_convert(None) if aware else series
-    micros, missing = _microseconds(series, naive.to_numpy(), name, target, index, "PostgreSQL")
+    micros, missing = _microseconds(series, naive.to_numpy(), name, target, row, "PostgreSQL")
     if base == "date":
         at = _first((micros % _DAY != 0) & ~missing)
         if at is not None:
             raise _refused(
                 name,
                 at,
-                index,
+                row,
                 target,
                 f"{series.iloc[at]} has a time of day, which date does not hold",
                 "take the date yourself (.dt.normalize() or .dt.date)",
@@ -204,7 +221,7 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
         raise _refused(
             name,
             early,
-            index,
+            row,
             target,
             f"{series.iloc[early]} is before year 1, which this toolkit does not write",
             "write it as text in PostgreSQL's BC notation",
@@ -216,7 +233,7 @@ def _datetimes(series: pd.Series, name: str, target: Target | None, index: pd.In
 
 
 def _microseconds(
-    series: pd.Series, values: Any, name: str, target: Target | None, index: pd.Index, keeper: str
+    series: pd.Series, values: Any, name: str, target: Target | None, row: _RowText, keeper: str
 ) -> tuple[Any, Any]:
     """datetime64/timedelta64 ``values`` as whole microseconds, and their NULL mask; a value
     with nanoseconds is refused (``keeper`` keeps microseconds only)."""
@@ -229,7 +246,7 @@ def _microseconds(
             raise _refused(
                 name,
                 at,
-                index,
+                row,
                 target,
                 f"{series.iloc[at]} has nanoseconds; {keeper} keeps microseconds",
                 "round them first (.dt.round('us') or .dt.floor('us'))",
@@ -241,8 +258,8 @@ _YEAR_ONE = -62_135_596_800_000_000
 """0001-01-01 00:00:00 in microseconds since 1970."""
 
 
-def _timedeltas(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
-    micros, missing = _microseconds(series, series.to_numpy(), name, target, index, "an interval")
+def _timedeltas(series: pd.Series, name: str, target: Target | None, row: _RowText) -> pa.Array:
+    micros, missing = _microseconds(series, series.to_numpy(), name, target, row, "an interval")
     days, rest = np.divmod(micros, _DAY)
     # Days in the interval's day field, the rest in its time field, as asyncpg's binary
     # encoder sends a timedelta; a bare number would be read as seconds: name the units.
@@ -262,7 +279,7 @@ _DAY = 86_400_000_000
 # Python objects -------------------------------------------------------------------
 
 
-def _objects(series: pd.Series, name: str, target: Target | None, index: pd.Index) -> pa.Array:
+def _objects(series: pd.Series, name: str, target: Target | None, row: _RowText) -> pa.Array:
     """One Python pass over a column of Python objects: each value's text for ``target``,
     by an encoder chosen once per Python type (a column mostly holds one)."""
     values = series.astype(object).tolist()
@@ -277,7 +294,7 @@ def _objects(series: pd.Series, name: str, target: Target | None, index: pd.Inde
         try:
             append(encode(value))
         except _Unwritable as exc:
-            raise _refused(name, position, index, target, str(exc), exc.fix) from None
+            raise _refused(name, position, row, target, str(exc), exc.fix) from None
     return pa.array(texts, pa.string())
 
 

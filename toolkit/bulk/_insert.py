@@ -5,12 +5,10 @@ DataFrame, and Arrow input streamed a batch at a time, go by that writer."""
 from __future__ import annotations
 
 import decimal
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
 import pandas as pd
-import pyarrow as pa
 from asyncpg import PostgresError
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,8 +18,8 @@ from toolkit.bulk._batches import chunks, progress_for, reserve_ids
 from toolkit.bulk._records import as_text_if_infinite, object_frame, records_of, with_frame_defaults
 from toolkit.bulk._target import Rows, Target, key_column, split_name, target_table
 from toolkit.database import Database, driver_connection
+from toolkit.frames import BATCH_ROWS, ArrowSource, copy_frame, located, target_types
 from toolkit.frames import Target as ColumnType
-from toolkit.frames import copy_frame, located, target_types
 from toolkit.runtime import interruptible
 from toolkit.sql import (
     checked,
@@ -35,11 +33,11 @@ __all__ = ["bulk_insert"]
 @interruptible
 async def bulk_insert(
     target: Target | str,
-    rows: Rows | Sequence[Sequence[Any]] | str | os.PathLike[str] | pa.RecordBatchReader | pa.Table,
+    rows: Rows | Sequence[Sequence[Any]] | ArrowSource,
     *,
     columns: Sequence[str] | None = None,
     returning: bool = False,
-    batch_size: int = 100_000,
+    batch_size: int = BATCH_ROWS,
     session: AsyncSession | None = None,
     database: Database | None = None,
     progress: bool | None = None,

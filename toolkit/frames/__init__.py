@@ -25,14 +25,19 @@ The modules, one job each:
 * ``_estimate`` - which path: the planner's estimate against ``COPY_THRESHOLD``;
 * ``_copy_out`` - the COPY path, fed by the byte pipe in ``_feed``;
 * ``_read`` - ``df`` and ``stream_df``, and the row path;
+* ``_split`` / ``_parallel`` - a query cut into parts (block ranges, or ranges of a
+  column), read over connections sharing one snapshot (``parallel=``);
 * ``_values_in`` / ``_copy_in`` - each value's text for COPY FROM, checked against the
   target column, and ``copy_frame``, the one DataFrame writer (``to_table`` and
-  ``bulk_insert(DataFrame)``);
+  ``bulk_insert(DataFrame)``), which also takes Arrow input;
+* ``_arrow_in`` - a Parquet file or directory, a ``RecordBatchReader`` or a ``Table``,
+  opened as a stream of batches for the writer (memory bounded by ``BATCH_ROWS``);
 * ``_write`` - ``to_table``; ``_convert`` - ``to_dataframe``, ``exact_frame``;
 * ``_parquet`` - ``to_parquet``, a result larger than memory streamed into a file;
 * ``_html`` - the one HTML table of pages and model lists.
 """
 
+from toolkit.frames._arrow_in import BATCH_ROWS, ArrowSource
 from toolkit.frames._convert import exact_frame, to_dataframe
 from toolkit.frames._copy_in import copy_arrow, copy_frame, located, target_types
 from toolkit.frames._estimate import COPY_THRESHOLD
@@ -44,8 +49,10 @@ from toolkit.frames._values_in import Target, arrow_for_copy
 from toolkit.frames._write import to_table
 
 __all__ = [
+    "BATCH_ROWS",
     "COPY_THRESHOLD",
     "HTML_ROWS",
+    "ArrowSource",
     "DtypeBackend",
     "Target",
     "arrow_for_copy",

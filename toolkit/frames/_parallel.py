@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import re
@@ -324,17 +325,19 @@ async def _run_parts(
     count: int,
     read: Callable[[Any, int], Awaitable[bool]],
 ) -> bool:
-    """Each connection reads the next part until none is left; False when a part could
-    not be read this way. The first error cancels the other connections' reads."""
-    pending = iter(range(count))
+    """Connection i reads part i, then each takes the next part until none is left (so
+    none is idle while another still has a queue); False when a part could not be read
+    this way. The first error cancels the other connections' reads."""
+    pending = iter(range(len(connections), count))
     ok = True
     failed: list[BaseException] = []
 
-    async def work(opening: Callable[[], Any]) -> None:
+    async def work(opening: Callable[[], Any], first: int) -> None:
         nonlocal ok
         try:
             async with opening() as raw:
-                for index in pending:  # one iterator, shared: each part is taken once
+                # one iterator, shared: each part is taken once
+                for index in itertools.chain([first] if first < count else [], pending):
                     if not ok:
                         return
                     ok = await read(raw, index) and ok
@@ -345,8 +348,8 @@ async def _run_parts(
 
     try:
         async with asyncio.TaskGroup() as group:
-            for opening in connections:
-                group.create_task(work(opening))
+            for first, opening in enumerate(connections):
+                group.create_task(work(opening, first))
     except BaseExceptionGroup as group_error:
         raise (failed[0] if failed else group_error.exceptions[0]) from None
     return ok

@@ -132,7 +132,10 @@ def _decimals_from_text(
     array: pa.ChunkedArray, pool: pa.MemoryPool | None = None
 ) -> pa.ChunkedArray | list[Any]:
     decimals = DecimalText(pool)
-    for chunk in array.chunks:
+    # One measure over the column, not one per parsed block: a stream's blocks are small,
+    # and each of the measure's kernels costs a call however few values it sees.
+    chunks = array.chunks if array.num_chunks < 2 else [pa.concat_arrays(array.chunks, pool)]
+    for chunk in chunks:
         decimals.add(chunk)
     return decimals.finish()
 

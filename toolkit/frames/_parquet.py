@@ -10,6 +10,7 @@ no partial file, and an existing file is replaced only by a complete one.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 from collections.abc import AsyncGenerator, Mapping
@@ -63,7 +64,12 @@ async def to_parquet(
     target = Path(path)
     partial = target.with_name(f".{target.name}.partial")
     writer: pq.ParquetWriter | None = None
+    writing: concurrent.futures.Future[pq.ParquetWriter] | None = None
     rows = 0
+    # One thread converts and compresses chunk k while the stream reads chunk k + 1 (the
+    # stream keeps only a few parsed blocks ahead: a write awaited before reading on
+    # would stall the COPY for as long as it takes).
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="to_parquet")
     try:
         chunks = cast(
             AsyncGenerator[pd.DataFrame, None],
@@ -81,10 +87,13 @@ async def to_parquet(
         )
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
-                # Converting and compressing run in a thread: the loop (and the COPY
-                # stream's parser, a chunk ahead) go on meanwhile.
-                writer = await asyncio.to_thread(_write, writer, partial, chunk, compression)
+                if writing is not None:
+                    writer = await asyncio.wrap_future(writing)
+                writing = pool.submit(_write, writer, partial, chunk, compression)
                 rows += len(chunk)
+                del chunk  # the thread holds it until written
+        if writing is not None:
+            writer, writing = await asyncio.wrap_future(writing), None
         if writer is None:  # no rows: the columns from the (empty) result itself
             empty = await df(query, params, session=session, database=database)
             writer = await asyncio.to_thread(_write, None, partial, empty, compression)
@@ -93,8 +102,17 @@ async def to_parquet(
         await asyncio.to_thread(finished.close)
         await asyncio.to_thread(partial.replace, target)
     finally:
+        if writing is not None and not writing.done():
+            with contextlib.suppress(BaseException):  # a failure or an interrupt meanwhile
+                await asyncio.wrap_future(writing)
+        if writing is not None and writing.done():
+            if not writing.cancelled() and writing.exception() is None:
+                writer = writing.result()
+        elif writing is not None:
+            writer = None  # interrupted twice while the thread writes: it is the thread's
         if writer is not None:
             writer.close()
+        pool.shutdown(wait=False)
         partial.unlink(missing_ok=True)
     return rows
 

@@ -313,6 +313,32 @@ async def _timed(
     return measurement, result
 
 
+def connectorx_approach(url: str, sql: str, **options: Any) -> tuple[Run, Close]:
+    """connectorx's ``read_sql`` into pandas (``options``: ``partition_on``...)."""
+    import connectorx as cx
+
+    cx_url = connectorx_url(url)
+
+    async def run() -> Any:
+        return cx.read_sql(cx_url, sql, return_type="pandas", **options)
+
+    return run, closing()
+
+
+def adbc_approach(url: str, sql: str) -> tuple[Run, Close]:
+    """ADBC's PostgreSQL driver: an Arrow table, then ``to_pandas()``."""
+    import adbc_driver_postgresql.dbapi
+
+    adbc = adbc_driver_postgresql.dbapi.connect(libpq_dsn(url))
+
+    async def run() -> Any:
+        with adbc.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetch_arrow_table().to_pandas()
+
+    return run, closing(adbc.close)
+
+
 def closing(*closers: Callable[[], Any]) -> Close:
     """An approach's ``close`` from synchronous ones (``engine.dispose``, ``conn.close``)."""
 

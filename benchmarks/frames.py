@@ -29,12 +29,13 @@ from _harness import (
     Close,
     Run,
     Worker,
+    adbc_approach,
     add_common_arguments,
     add_repeat_arguments,
     bench_model,
     build_table,
     closing,
-    connectorx_url,
+    connectorx_approach,
     fmt_s,
     installed_approaches,
     libpq_dsn,
@@ -227,26 +228,10 @@ async def _approach(name: str, url: str, rows: int) -> tuple[Run, Close]:
         return run_read_sql, closing(engine.dispose)
 
     if name == "connectorx":
-        import connectorx as cx
-
-        cx_url = connectorx_url(url)
-
-        async def run_cx() -> Any:
-            return cx.read_sql(cx_url, literal_sql)
-
-        return run_cx, closing()
+        return connectorx_approach(url, literal_sql)
 
     if name == "adbc":
-        import adbc_driver_postgresql.dbapi
-
-        adbc = adbc_driver_postgresql.dbapi.connect(libpq_dsn(url))
-
-        async def run_adbc() -> Any:
-            with adbc.cursor() as cur:
-                cur.execute(literal_sql)
-                return cur.fetch_arrow_table().to_pandas()
-
-        return run_adbc, closing(adbc.close)
+        return adbc_approach(url, literal_sql)
 
     raise SystemExit(f"unknown approach {name!r}")
 

@@ -41,10 +41,10 @@ from _harness import (
     Close,
     Run,
     Worker,
+    adbc_approach,
     add_common_arguments,
     add_repeat_arguments,
-    closing,
-    connectorx_url,
+    connectorx_approach,
     default_url,
     installed_approaches,
     libpq_dsn,
@@ -302,28 +302,10 @@ async def _approach(key: str, url: str, scale: float, path: Path) -> tuple[Run, 
     sql = part_sql(part, scale)
 
     if key.startswith("a-cx"):
-        import connectorx as cx
-
-        cx_url = connectorx_url(url)
-
-        async def run_cx() -> Any:
-            return cx.read_sql(
-                cx_url, sql, partition_on=PARTITION_KEY, return_type="pandas", **options
-            )
-
-        return run_cx, closing()
+        return connectorx_approach(url, sql, partition_on=PARTITION_KEY, **options)
 
     if key == "a-adbc":
-        import adbc_driver_postgresql.dbapi
-
-        adbc = adbc_driver_postgresql.dbapi.connect(libpq_dsn(url))
-
-        async def run_adbc() -> Any:
-            with adbc.cursor() as cur:
-                cur.execute(sql)
-                return cur.fetch_arrow_table().to_pandas()
-
-        return run_adbc, closing(adbc.close)
+        return adbc_approach(url, sql)
 
     import toolkit as tk
 

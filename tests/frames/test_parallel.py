@@ -454,3 +454,30 @@ async def test_to_parquet_writes_a_parallel_read(
     written = pd.read_parquet(path).astype({"id": "Int32", "label": "string"})
     single = await tk.df(f"SELECT id, label, day FROM {table}", database=db)
     pd.testing.assert_frame_equal(by_id(written), by_id(single), check_dtype=False)
+
+
+async def test_a_cancelled_parallel_read_stops_every_part_on_the_server(
+    db: Database, table: str, parts: list[Any], no_warnings: None
+) -> None:
+    """As the notebook's interrupt does: each connection's COPY is cancelled on the server,
+    and every connection goes back to the pool."""
+    query = f"SELECT id FROM {table} WHERE pg_sleep(0.001) IS NOT NULL"
+    reading = asyncio.ensure_future(tk.df(query, database=db, parallel=2))
+    for _ in range(200):  # until both parts are under way
+        if len({id(raw) for raw in parts}) == 2:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    watch = (
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' "
+        "AND query LIKE '%pg_sleep(0.001) IS NOT NULL%' AND pid <> pg_backend_pid()"
+    )
+    for _ in range(100):
+        if int((await tk.df(watch, database=db))["n"].iloc[0]) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert int((await tk.df(watch, database=db))["n"].iloc[0]) == 0

@@ -64,6 +64,32 @@ async def test_stream_df_reads_again_when_the_connection_is_lost_before_its_firs
         assert chunks == [[1, 2], [3, 4], [5]]
 
 
+async def test_a_parallel_read_reads_again_when_its_connections_were_ended(
+    fault_db: Database, kill_switch: KillSwitch, checkout_shortcut: str
+) -> None:
+    """Every part on new connections, in a new snapshot: the frame is whole, once."""
+    await tk.execute(
+        "CREATE TABLE lost_parts AS SELECT g AS id, md5(g::text) AS tag "
+        "FROM generate_series(1, 20000) g",
+        database=fault_db,
+    )
+    expected = await tk.df("select * from lost_parts order by id", database=fault_db)
+    for _ in range(5):
+        await tk.df("select * from lost_parts", database=fault_db, parallel=2)  # 2 pooled
+        await kill_switch.end_every_other_connection()
+        frame = await tk.df("select * from lost_parts", database=fault_db, parallel=2)
+        pd.testing.assert_frame_equal(frame.sort_values("id", ignore_index=True), expected)
+        await kill_switch.end_every_other_connection()
+        chunks = [
+            chunk
+            async for chunk in tk.stream_df(
+                "select * from lost_parts", database=fault_db, parallel=2, progress=False
+            )
+        ]
+        streamed = pd.concat(chunks).sort_values("id", ignore_index=True)
+        pd.testing.assert_frame_equal(streamed, expected)
+
+
 async def test_paginate_reads_again_when_its_connection_was_ended(
     fault_db: Database, kill_switch: KillSwitch, checkout_shortcut: str
 ) -> None:

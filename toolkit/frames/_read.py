@@ -77,9 +77,13 @@ async def df(
     async with naming_close_tables(sql, session, database):
         with errors.translated():
             if parallel not in (None, 1):
-                frame = await _parallel_frame(
-                    sql, args, parallel, partition_on, session, database, dtype_backend
-                )
+                # (A read in parts delivers nothing before its end: a lost connection
+                # reads the whole once more, all parts on new connections.)
+                for attempt in statement_attempts(session, reads=True):
+                    with attempt:
+                        frame = await _parallel_frame(
+                            sql, args, parallel, partition_on, session, database, dtype_backend
+                        )
                 if frame is not None:
                     return frame
             for attempt in statement_attempts(session, reads=_reads(sql, database)):
@@ -178,29 +182,35 @@ async def stream_df(
             if parallel not in (None, 1) and session is not None:
                 _in_session(parallel)
             elif parallel not in (None, 1):
-                chunks = parallel_chunks(
-                    sql,
-                    args,
-                    parallel,
-                    partition_on,
-                    database or get_database(),
-                    chunk_size,
-                    dtype_backend,
-                )
-                async with contextlib.aclosing(chunks):
-                    first = await anext(chunks, None)
-                    if first is not None:
-                        bar = progress_bar(None, show, "stream_df")
-                        try:
-                            bar.update(len(first))
-                            yield first
-                            async for chunk in chunks:
-                                assert chunk is not None
-                                bar.update(len(chunk))
-                                yield chunk
-                        finally:
-                            bar.close()
-                        return
+                streamed = False
+                for attempt in statement_attempts(None, reads=True):
+                    with attempt:
+                        parts = parallel_chunks(
+                            sql,
+                            args,
+                            parallel,
+                            partition_on,
+                            database or get_database(),
+                            chunk_size,
+                            dtype_backend,
+                        )
+                        async with contextlib.aclosing(parts):
+                            first = await anext(parts, None)
+                            if first is not None:
+                                streamed = True
+                                attempt.delivering()
+                                bar = progress_bar(None, show, "stream_df")
+                                try:
+                                    bar.update(len(first))
+                                    yield first
+                                    async for chunk in parts:
+                                        assert chunk is not None
+                                        bar.update(len(chunk))
+                                        yield chunk
+                                finally:
+                                    bar.close()
+                if streamed:
+                    return
             for attempt in statement_attempts(session, reads=_reads(sql, database)):
                 with attempt:
                     async with driver_connection(session, database) as raw:

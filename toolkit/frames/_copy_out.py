@@ -295,8 +295,11 @@ async def stream_copy(
     columns: Sequence[Column],
     chunk_size: int,
     backend: DtypeBackend,
+    *,
+    pinned: bool = False,
 ) -> AsyncGenerator[pd.DataFrame, None]:
-    """COPY parsed in a worker thread, with back-pressure both ways.
+    """COPY parsed in a worker thread, with back-pressure both ways (``pinned``: the
+    transaction has ``pin_copy_settings`` already, and nothing is to be restored).
 
     The socket is read only while fewer than ``_FEED_LIMIT`` bytes await parsing, and
     the parser stops while ``_BATCHES_AHEAD`` parsed batches await the consumer, so
@@ -340,8 +343,9 @@ async def stream_copy(
 
     # Transaction-local, and restored at the end: inside a caller's transaction they
     # would otherwise last until it ends (its DateStyle, TimeZone... changed under it).
-    saved = await session_settings(raw)
-    await set_local(raw, _COPY_SETTINGS)
+    saved = None if pinned else await session_settings(raw)
+    if saved is not None:
+        await set_local(raw, _COPY_SETTINGS)
     parser = loop.run_in_executor(None, parse)
     copying = asyncio.ensure_future(_copy_out(raw, _copy_sql(sql, columns), args, feed.put))
     copying.add_done_callback(lambda _: feed.end())
@@ -354,7 +358,8 @@ async def stream_copy(
                 break
             if isinstance(item, BaseException):
                 await copying  # a server error explains a parse failure best
-                await set_local(raw, saved)  # else the COPY went through: the transaction is intact
+                if saved is not None:  # else the COPY went through: the transaction is intact
+                    await set_local(raw, saved)
                 if isinstance(item, pa.ArrowInvalid):
                     raise errors.ToolkitError(
                         f"stream_df could not read a value through COPY ({item}). Cast that "
@@ -378,7 +383,8 @@ async def stream_copy(
             pending = []
             yield _frame_from_arrow(columns, parsed, backend, pool)
         await copying
-        await set_local(raw, saved)  # (after a failure, the transaction's end reverts them)
+        if saved is not None:  # (after a failure, the transaction's end reverts them)
+            await set_local(raw, saved)
     finally:
         stop.set()
         feed.abandon()

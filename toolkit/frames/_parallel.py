@@ -27,9 +27,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import Any, Literal
 
 import pandas as pd
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from toolkit import errors
-from toolkit.database import Database, driver_connection
+from toolkit.database import Database, driver_connection, get_database
 from toolkit.frames import _copy_out
 from toolkit.frames._estimate import estimate
 from toolkit.frames._split import Split, split_by_blocks, split_on_column
@@ -42,7 +43,6 @@ __all__ = [
     "check_parallel",
     "parallel_chunks",
     "parallel_frame",
-    "say_once",
 ]
 
 Parallel = int | Literal["auto"] | None
@@ -59,9 +59,8 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f-]+")
 _said: set[str] = set()
 
 
-def check_parallel(parallel: Parallel, partition_on: str | None, database: Database | None) -> None:
-    """Refuse a ``parallel=`` or ``partition_on=`` that cannot mean anything (more
-    connections than the pool holds: checked again once the database is known)."""
+def check_parallel(parallel: Parallel, partition_on: str | None) -> None:
+    """Refuse a ``parallel=`` or ``partition_on=`` that cannot mean anything."""
     if partition_on is not None and parallel in (None, 1):
         raise ValueError("partition_on= splits a parallel read: pass parallel=N (or 'auto') too")
     if parallel is None or parallel == "auto":
@@ -70,7 +69,10 @@ def check_parallel(parallel: Parallel, partition_on: str | None, database: Datab
         raise ValueError(
             f"parallel must be a whole number of connections or 'auto', not {parallel!r}"
         )
-    if database is not None and parallel > database.pool_size + database.max_overflow:
+
+
+def _check_pool(parallel: Parallel, database: Database) -> None:
+    if isinstance(parallel, int) and parallel > database.pool_size + database.max_overflow:
         raise ValueError(
             f"parallel={parallel} needs {parallel} connections and this Database's pool holds "
             f"{database.pool_size + database.max_overflow} (pool_size + max_overflow) - pass a "
@@ -83,12 +85,13 @@ async def parallel_frame(
     args: Sequence[Any],
     parallel: Parallel,
     partition_on: str | None,
-    database: Database,
+    session: AsyncSession | None,
+    database: Database | None,
     backend: DtypeBackend,
 ) -> pd.DataFrame | None:
     """The result read in parts over several connections; None: read it in one stream."""
     parts: list[_copy_out.Parsed] = []
-    async with _shared_snapshot(sql, args, parallel, partition_on, database) as plan:
+    async with _shared_snapshot(sql, args, parallel, partition_on, session, database) as plan:
         if plan is None:
             return None
         columns, split, connections = plan
@@ -103,7 +106,7 @@ async def parallel_frame(
             return parsed is not None
 
         if not await _run_parts(connections, len(split.parts), read):
-            say_once("a value COPY's text cannot carry exactly (the row path reads it)")
+            _say_once("a value COPY's text cannot carry exactly (the row path reads it)")
             return None
         parts = [p for p in results if p is not None]
     if all(p.empty for p in parts):
@@ -116,7 +119,8 @@ async def parallel_chunks(
     args: Sequence[Any],
     parallel: Parallel,
     partition_on: str | None,
-    database: Database,
+    session: AsyncSession | None,
+    database: Database | None,
     chunk_size: int,
     backend: DtypeBackend,
 ) -> AsyncGenerator[pd.DataFrame | None, None]:
@@ -126,7 +130,7 @@ async def parallel_chunks(
     they arrive (the order is not defined), or part after part where the split keeps
     the query's ORDER BY (then the parts ahead wait, a few chunks read, for their turn).
     """
-    async with _shared_snapshot(sql, args, parallel, partition_on, database) as plan:
+    async with _shared_snapshot(sql, args, parallel, partition_on, session, database) as plan:
         if plan is None:
             yield None
             return
@@ -140,7 +144,7 @@ async def parallel_chunks(
             part = split.parts[index]
             queue = queues[index if split.ordered else 0]
             chunks = _copy_out.stream_copy(
-                raw, part.sql, (*args, *part.extra_args), columns, chunk_size, backend
+                raw, part.sql, (*args, *part.extra_args), columns, chunk_size, backend, pinned=True
             )
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
@@ -187,19 +191,29 @@ async def _shared_snapshot(
     args: Sequence[Any],
     parallel: Parallel,
     partition_on: str | None,
-    database: Database,
+    session: AsyncSession | None,
+    given: Database | None,
 ) -> AsyncIterator[tuple[tuple[Column, ...], Split, list[Callable[[], Any]]] | None]:
     """The lead connection in a ``REPEATABLE READ`` snapshot, the query's columns, its
     split, and how to open each other connection in the same snapshot; None when it is
     read in one stream."""
-    check_parallel(parallel, partition_on, database)
+    if session is not None:
+        if parallel != "auto":
+            _say_once(
+                "inside a session's transaction the read sees its uncommitted rows, which "
+                "other connections cannot see"
+            )
+        yield None
+        return
+    database = given or get_database()
+    _check_pool(parallel, database)
     if not plannable(sql):
         yield None
         return
     async with driver_connection(None, database) as lead:
         facts = database.server_facts
         if facts is not None and facts.pooler is not None:
-            say_once(
+            _say_once(
                 f"behind a {facts.pooler}-mode pooler the snapshot cannot be shared: each "
                 "transaction may get another server connection"
             )
@@ -216,7 +230,7 @@ async def _shared_snapshot(
             columns, split, streams = plan
             snapshot = await _export_snapshot(lead)
             if snapshot is None:
-                say_once("this server could not export a snapshot for other connections")
+                _say_once("this server could not export a snapshot for other connections")
                 yield None
                 return
             await _copy_out.pin_copy_settings(lead)
@@ -244,7 +258,7 @@ async def _plan(
     if not columns:
         return None  # one stream raises the error that names the fix
     if not all(c.copy_safe for c in columns):
-        say_once("a column's type is read row by row, which one connection does")
+        _say_once("a column's type is read row by row, which one connection does")
         return None
     streams = await _auto_streams(lead, sql, args, database) if parallel == "auto" else parallel
     assert isinstance(streams, int)
@@ -253,7 +267,7 @@ async def _plan(
     if database.server_facts is not None and database.server_facts.citus is not None:
         plan = await lead.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
         if "Citus" in str(plan):
-            say_once("a snapshot on the Citus coordinator does not reach the workers' shards")
+            _say_once("a snapshot on the Citus coordinator does not reach the workers' shards")
             return None
     if partition_on is not None:
         split = await split_on_column(lead, sql, args, columns, streams, partition_on)
@@ -261,7 +275,7 @@ async def _plan(
         split = await split_by_blocks(lead, sql, args, columns, streams)
     if not split.parts:
         if split.reason:
-            say_once(split.reason)
+            _say_once(split.reason)
         return None
     return columns, split, min(streams, len(split.parts))
 
@@ -355,7 +369,7 @@ async def _run_parts(
     return ok
 
 
-def say_once(reason: str) -> None:
+def _say_once(reason: str) -> None:
     """Say once why a parallel read is read in one stream."""
     if reason not in _said:
         _said.add(reason)

@@ -102,14 +102,11 @@ async def to_parquet(
         await asyncio.to_thread(finished.close)
         await asyncio.to_thread(partial.replace, target)
     finally:
-        if writing is not None and not writing.done():
-            with contextlib.suppress(BaseException):  # a failure or an interrupt meanwhile
-                await asyncio.wrap_future(writing)
-        if writing is not None and writing.done():
-            if not writing.cancelled() and writing.exception() is None:
-                writer = writing.result()
-        elif writing is not None:
-            writer = None  # interrupted twice while the thread writes: it is the thread's
+        if writing is not None:  # a failure or an interrupt while a chunk was written
+            with contextlib.suppress(BaseException):
+                writer = await asyncio.wrap_future(writing)
+            if not writing.done():
+                writer = None  # interrupted again while the thread writes: it is the thread's
         if writer is not None:
             writer.close()
         pool.shutdown(wait=False)

@@ -25,13 +25,7 @@ from toolkit.frames import _copy_out
 from toolkit.frames._assemble import build_frame
 from toolkit.frames._columns import column_from_values
 from toolkit.frames._estimate import estimate, use_copy
-from toolkit.frames._parallel import (
-    Parallel,
-    check_parallel,
-    parallel_chunks,
-    parallel_frame,
-    say_once,
-)
+from toolkit.frames._parallel import Parallel, check_parallel, parallel_chunks, parallel_frame
 from toolkit.frames._types import Column, DtypeBackend, columns_from_attributes
 from toolkit.runtime import in_notebook, interruptible, progress_bar
 from toolkit.sql import (
@@ -71,7 +65,7 @@ async def df(
     split is impossible (behind a transaction-mode pooler, inside ``session``...) the
     query is read in one stream, and a ``ToolkitWarning`` says why, once.
     """
-    check_parallel(parallel, partition_on, database)
+    check_parallel(parallel, partition_on)
     sql, args = sql_and_args(query, params)
     frame: pd.DataFrame | None = None
     async with naming_close_tables(sql, session, database):
@@ -81,7 +75,7 @@ async def df(
                 # reads the whole once more, all parts on new connections.)
                 for attempt in statement_attempts(session, reads=True):
                     with attempt:
-                        frame = await _parallel_frame(
+                        frame = await parallel_frame(
                             sql, args, parallel, partition_on, session, database, dtype_backend
                         )
                 if frame is not None:
@@ -107,31 +101,6 @@ async def df(
                                 frame = _from_records(columns, records, dtype_backend)
     assert frame is not None  # statement_attempts raises unless an attempt got through
     return frame
-
-
-async def _parallel_frame(
-    sql: str,
-    args: Sequence[Any],
-    parallel: Parallel,
-    partition_on: str | None,
-    session: AsyncSession | None,
-    database: Database | None,
-    backend: DtypeBackend,
-) -> pd.DataFrame | None:
-    if session is not None:
-        _in_session(parallel)
-        return None
-    return await parallel_frame(
-        sql, args, parallel, partition_on, database or get_database(), backend
-    )
-
-
-def _in_session(parallel: Parallel) -> None:
-    if parallel != "auto":
-        say_once(
-            "inside a session's transaction the read sees its uncommitted rows, which "
-            "other connections cannot see"
-        )
 
 
 def _require_rows(columns: Sequence[Column]) -> None:
@@ -174,23 +143,22 @@ async def stream_df(
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    check_parallel(parallel, partition_on, database)
+    check_parallel(parallel, partition_on)
     sql, args = sql_and_args(query, params)
     show = in_notebook() if progress is None else progress
     async with naming_close_tables(sql, session, database):
         with errors.translated():
-            if parallel not in (None, 1) and session is not None:
-                _in_session(parallel)
-            elif parallel not in (None, 1):
+            if parallel not in (None, 1):
                 streamed = False
-                for attempt in statement_attempts(None, reads=True):
+                for attempt in statement_attempts(session, reads=True):
                     with attempt:
                         parts = parallel_chunks(
                             sql,
                             args,
                             parallel,
                             partition_on,
-                            database or get_database(),
+                            session,
+                            database,
                             chunk_size,
                             dtype_backend,
                         )

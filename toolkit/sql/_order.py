@@ -12,12 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from toolkit.sql._placeholders import block_comment_end, quoted_end
+from toolkit.sql._placeholders import OPENERS, skipped_end
 
 __all__ = ["OrderKey", "limits", "order_keys"]
 
 _WORD = re.compile(r"[^\W\d]\w*|\d+", re.UNICODE)
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$", re.UNICODE)
 _ENDS_ORDER_BY = frozenset({"limit", "offset", "fetch", "for"})
 
 
@@ -85,18 +84,9 @@ def _top_level_tokens(sql: str) -> list[tuple[str, int, int]]:
     depth, i, n = 0, 0, len(sql)
     while i < n:
         c = sql[i]
-        if sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end
-        elif sql.startswith("/*", i):
-            i = block_comment_end(sql, i)
-        elif c in "eE" and sql.startswith("'", i + 1) and not _after_word(sql, i):
-            i = quoted_end(sql, i + 1, "'", backslash=True)
-        elif c in "'\"":
-            i = quoted_end(sql, i, c, backslash=False)
-        elif c == "$" and (tag := _DOLLAR_TAG.match(sql, i)) and not _after_word(sql, i):
-            close = sql.find(tag.group(0), tag.end())
-            i = n if close < 0 else close + len(tag.group(0))
+        skip = skipped_end(sql, i) if c in OPENERS else None
+        if skip is not None:
+            i = skip[0]
         elif c == "(":
             depth, i = depth + 1, i + 1
         elif c == ")":
@@ -112,17 +102,14 @@ def _top_level_tokens(sql: str) -> list[tuple[str, int, int]]:
     return tokens
 
 
-def _after_word(sql: str, i: int) -> bool:
-    return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] == "_")
-
-
 def _split_commas(body: str) -> list[str]:
     """``body`` split at the commas outside parentheses and literals."""
     items, depth, start, i = [], 0, 0, 0
     while i < len(body):
         c = body[i]
-        if c in "'\"":
-            i = quoted_end(body, i, c, backslash=False)
+        skip = skipped_end(body, i) if c in OPENERS else None
+        if skip is not None:
+            i = skip[0]
             continue
         if c == "(":
             depth += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Placeholders", "block_comment_end", "find_placeholders", "quoted_end"]
+__all__ = ["OPENERS", "Placeholders", "find_placeholders", "skipped_end"]
 
 # What SQLAlchemy's text() takes for a bind parameter (sqlalchemy.sql.elements.TextClause).
 _SQLALCHEMY_BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)", re.UNICODE)
@@ -54,36 +54,13 @@ def find_placeholders(sql: str) -> Placeholders:
     while i < n:
         c = sql[i]
         nxt = sql[i + 1] if i + 1 < n else ""
-        if c == "-" and nxt == "-":
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
+        skip = skipped_end(sql, i) if c in OPENERS else None
+        if skip is not None:
+            end, comment = skip
             literal(end)
             i = end
-            continue  # a comment: not significant
-        elif c == "/" and nxt == "*":
-            end = block_comment_end(sql, i)
-            literal(end)
-            i = end
-            continue
-        elif c in "eE" and nxt == "'" and (i == 0 or not _is_word(sql[i - 1])):
-            end = quoted_end(sql, i + 1, "'", backslash=True)
-            literal(end)
-            i = end
-        elif c in "'\"":
-            end = quoted_end(sql, i, c, backslash=False)
-            literal(end)
-            i = end
-        elif c == "$" and (i == 0 or not _is_word(sql[i - 1])):
-            tag = _DOLLAR_TAG.match(sql, i)
-            if tag is None:  # $1 and the like: not a string
-                out.append(c)
-                i += 1
-                significant = len(out)
-                continue
-            close = sql.find(tag.group(0), tag.end())
-            end = n if close < 0 else close + len(tag.group(0))
-            literal(end)
-            i = end
+            if comment:
+                continue  # a comment: not significant
         elif c == ":" and nxt == ":":
             out.append("::")
             i += 2
@@ -120,7 +97,32 @@ def _is_word(c: str) -> bool:
     return c.isalnum() or c == "_"
 
 
-def quoted_end(sql: str, start: int, quote: str, *, backslash: bool) -> int:
+OPENERS = frozenset("-/eE'\"$")
+"""The characters a comment, string or quoted identifier can start with."""
+
+
+def skipped_end(sql: str, i: int) -> tuple[int, bool] | None:
+    """Where the comment, string (``'...'``, ``E'...'``, ``$tag$...$tag$``) or quoted
+    identifier starting at ``i`` ends, and whether it is a comment; None when none
+    starts there (``$1`` is no string)."""
+    c, n = sql[i], len(sql)
+    if sql.startswith("--", i):
+        end = sql.find("\n", i)
+        return (n if end < 0 else end), True
+    if sql.startswith("/*", i):
+        return _block_comment_end(sql, i), True
+    after_word = i > 0 and _is_word(sql[i - 1])
+    if c in "eE" and sql.startswith("'", i + 1) and not after_word:
+        return _quoted_end(sql, i + 1, "'", backslash=True), False
+    if c in "'\"":
+        return _quoted_end(sql, i, c, backslash=False), False
+    if c == "$" and not after_word and (tag := _DOLLAR_TAG.match(sql, i)) is not None:
+        close = sql.find(tag.group(0), tag.end())
+        return (n if close < 0 else close + len(tag.group(0))), False
+    return None
+
+
+def _quoted_end(sql: str, start: int, quote: str, *, backslash: bool) -> int:
     """The index after the quote closing the string opened at ``start``."""
     i = start + 1
     while i < len(sql):
@@ -137,7 +139,7 @@ def quoted_end(sql: str, start: int, quote: str, *, backslash: bool) -> int:
     return len(sql)
 
 
-def block_comment_end(sql: str, start: int) -> int:
+def _block_comment_end(sql: str, start: int) -> int:
     """PostgreSQL block comments nest."""
     depth, i = 0, start
     while i < len(sql):

@@ -162,8 +162,9 @@ async def test_a_join_without_partition_on_is_read_in_one_stream_saying_why(
     db: Database, table: str, parts: list[Any]
 ) -> None:
     query = f"SELECT a.id FROM {table} a JOIN {table} b USING (id)"
-    with pytest.warns(ToolkitWarning, match="not a plain scan of one table.*partition_on="):
+    with pytest.warns(ToolkitWarning, match="not a plain scan of one table.*partition_on=") as said:
         frame = await tk.df(query, database=db, parallel=2)
+    assert said[0].filename == __file__  # the caller's line, not the toolkit's
     assert len(frame) == ROWS
     assert parts == []
     with warnings.catch_warnings():

@@ -22,8 +22,10 @@ import itertools
 import math
 import os
 import re
+import sys
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from types import FrameType
 from typing import Any, Literal
 
 import pandas as pd
@@ -376,5 +378,18 @@ def _say_once(reason: str) -> None:
         warnings.warn(
             f"read in one stream instead of in parallel: {reason}",
             errors.ToolkitWarning,
-            stacklevel=5,
+            stacklevel=_callers_level(),
         )
+
+
+def _callers_level() -> int:
+    """The ``stacklevel`` of the first frame outside the toolkit: the warning names the
+    caller's line (the paths from ``tk.df`` or ``stream_df`` here differ in depth)."""
+    frame: FrameType | None = sys._getframe(2)
+    level = 2  # (the frame that calls warnings.warn is level 1)
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
+        "toolkit",
+        "contextlib",
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
